@@ -1,0 +1,169 @@
+"""The ``looped`` command line: train, eval, solve.
+
+Bad input of any kind ends with one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .evaluate import LimitError
+from .model import ATTENTIONS, INITS, OUTER_NORMS, RECALLS, ConfigError
+from .runs import RunError
+from .tasks import TASKS, InputError
+
+USER_ERRORS = (InputError, ConfigError, RunError, LimitError, FloatingPointError)
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+class UsageError(Exception):
+    """Command-line usage is wrong."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def csv_list(text: str) -> list[str]:
+    items = [s.strip() for s in text.split(",") if s.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError("expected a comma-separated list")
+    return items
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="looped", description="Looped transformers: train, evaluate, solve, analyze.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    t = sub.add_parser("train", help="train a looped transformer")
+    t.add_argument("--task", default="prefix-sums", choices=sorted(TASKS))
+    t.add_argument("--recall", default="internal", choices=RECALLS)
+    t.add_argument("--outer-norm", default="layernorm", choices=OUTER_NORMS)
+    t.add_argument("--init", default="embed", choices=INITS)
+    budget = t.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int)
+    budget.add_argument("--minutes", type=float)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", type=Path, required=True, help="run directory")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--d-model", type=int, default=64)
+    t.add_argument("--heads", type=int, default=4)
+    t.add_argument("--layers-per-loop", type=int, default=1)
+    t.add_argument("--attention", choices=ATTENTIONS, default=None, help="default: the task's")
+    t.add_argument("--window", type=int, default=8, help="local attention window (offsets)")
+    t.add_argument("--init-scale", type=float, default=1.0, help="multiply block weights at init")
+    t.add_argument("--train-iters", type=int, default=16, help="N, the maximum training depth")
+    t.add_argument("--alpha", type=float, default=1.0, help="progressive-loss weight (0: last-iteration loss)")
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--weight-decay", type=float, default=0.01)
+    t.add_argument("--warmup-steps", type=int, default=200)
+    t.add_argument("--checkpoint-every", type=int, default=250)
+    t.add_argument("--eval-every", type=int, default=250)
+    t.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    e = sub.add_parser("eval", help="accuracy and residual at every iteration")
+    e.add_argument("run", type=Path)
+    which = e.add_mutually_exclusive_group()
+    which.add_argument("--lengths", type=csv_list, help="prefix-sums lengths, e.g. 32,512,1024")
+    which.add_argument("--split", type=csv_list, help="named splits of the task")
+    e.add_argument("--max-iters", type=int, default=None, help="default: 4x the training depth")
+    e.add_argument("--n", type=int, default=1000, help="examples per split")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--out", type=Path, default=None, help="where to write eval.json/eval.png (default RUN/eval)")
+    e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    e.add_argument("--device", default="auto")
+    e.add_argument("--quiet", action="store_true")
+
+    s = sub.add_parser("solve", help="solve your own input with a trained model")
+    s.add_argument("task", choices=sorted(TASKS))
+    s.add_argument("input", nargs="?", help="one input, e.g. a bit string")
+    s.add_argument("--file", type=Path, help="one input per line; prints one answer per line")
+    s.add_argument("--model", type=Path, default=None, help="run directory (default: models/TASK)")
+    s.add_argument("--max-iters", type=int, default=None, help="default: 4 x length, at least 64")
+    s.add_argument("--tol", type=float, default=1e-3, help="stop once the relative residual is below this")
+    s.add_argument("--device", default="auto")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except UsageError as err:
+        print(str(err), file=sys.stderr)
+    except USER_ERRORS as err:
+        print(f"looped: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("looped: interrupted", file=sys.stderr)
+        return 130
+    return 2
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .model import LoopedConfig
+    from .tasks import get_task
+    from .train import TrainConfig, Trainer
+
+    train_cfg = TrainConfig(
+        task=args.task, seed=args.seed, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
+        lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, train_iters=args.train_iters,
+        alpha=args.alpha, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, device=args.device,
+    )
+    model_cfg = None
+    if not args.resume:
+        defaults = get_task(args.task).model_defaults()
+        if args.attention is not None:
+            defaults["attention"] = args.attention
+        model_cfg = LoopedConfig(
+            **defaults, d_model=args.d_model, n_heads=args.heads, layers_per_loop=args.layers_per_loop,
+            recall=args.recall, outer_norm=args.outer_norm, init=args.init, window=args.window,
+            init_scale=args.init_scale,
+        )
+    out = Trainer(args.out, train_cfg, model_cfg, resume=args.resume).run(show_progress=not args.quiet)
+    print(f"run saved to {out}", file=sys.stderr)
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .report import evaluate_run
+
+    result = evaluate_run(
+        args.run, splits=args.lengths or args.split, n=args.n, max_iters=args.max_iters, seed=args.seed,
+        out=args.out, device=args.device, progress=not args.quiet,
+    )
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def cmd_solve(args: argparse.Namespace) -> int:
+    from .report import solve_command
+
+    if (args.input is None) == (args.file is None):
+        raise UsageError("looped solve: give exactly one of INPUT or --file F")
+    if args.file is not None:
+        if not args.file.is_file():
+            raise InputError(f"cannot read {args.file}: no such file")
+        try:
+            lines = [ln for ln in args.file.read_text().splitlines() if ln.strip()]
+        except UnicodeDecodeError:
+            raise InputError(f"{args.file} is not a text file") from None
+    else:
+        lines = [args.input]
+    model_dir = args.model if args.model is not None else MODELS_DIR / args.task
+    for line in solve_command(args.task, lines, model_dir, args.max_iters, args.tol, args.device, args.file is None):
+        print(line)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "solve": cmd_solve}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

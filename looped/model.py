@@ -1,0 +1,329 @@
+"""The looped transformer: one weight-tied block applied again and again.
+
+A looped model iterates ``h_{t+1} = F(h_t, x)``. This file holds the whole model:
+
+* ``LoopedConfig``: every architectural choice, as a dataclass.
+* ``Injection``: the linear recall map ``x -> W x`` (reports its own spectral norm).
+* ``LocalAttention`` / ``FullAttention``: the two attention patterns.
+* ``Block``: a pre-norm transformer block with an optional injection point inside it.
+* ``LoopedTransformer``: embedding, initial state, ``step`` (one iteration) and ``forward``.
+
+Variants
+--------
+``recall`` (how the input ``x`` reaches the loop)
+    ``none``: only through ``h_0``; ``step`` ignores ``x``.
+    ``input``: ``F(h, x) = Block(h + W x)``, the input injected at the block input.
+    ``internal``: ``W x`` is added to the residual stream between attention and MLP.
+``outer_norm`` (the norm at the iteration boundary)
+    ``none`` | ``layernorm`` | ``rmsnorm``: ``h_{t+1} = Norm(Block(...))``. The block's own
+    pre-norms stay in every variant.
+
+Positions
+---------
+``attention="local"`` uses attention over a fixed window of relative offsets with a learned
+bias per offset and head (a transformer analogue of a convolution). It has no absolute
+positions, so the same weights run on any length: a model trained on 32 tokens runs on 512 or
+10,000. Information travels at most ``window`` positions per iteration, which is what makes
+harder (longer) inputs need more iterations. ``attention="full"`` is global attention for
+fixed-size boards, with positions given as categorical features (for example row, column and
+box of a sudoku cell), each with a learned embedding.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+RECALLS = ("none", "input", "internal")
+OUTER_NORMS = ("none", "layernorm", "rmsnorm")
+INITS = ("zeros", "embed", "random")
+ATTENTIONS = ("local", "full")
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid."""
+
+
+@dataclass
+class LoopedConfig:
+    vocab_size: int = 2
+    num_classes: int = 2
+    d_model: int = 64
+    n_heads: int = 4
+    mlp_ratio: int = 4
+    layers_per_loop: int = 1
+    recall: str = "internal"
+    outer_norm: str = "layernorm"
+    init: str = "embed"
+    attention: str = "local"
+    window: int = 4
+    causal: bool = True
+    position_sizes: tuple[int, ...] = field(default_factory=tuple)
+    init_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.position_sizes = tuple(int(s) for s in self.position_sizes)
+        self.validate()
+
+    def validate(self) -> None:
+        choices = {"recall": RECALLS, "outer_norm": OUTER_NORMS, "init": INITS, "attention": ATTENTIONS}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        for name in ("vocab_size", "num_classes", "d_model", "n_heads", "mlp_ratio", "layers_per_loop", "window"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.d_model % self.n_heads:
+            raise ConfigError(f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})")
+        if self.recall == "none" and self.init == "zeros":
+            raise ConfigError("recall='none' with init='zeros' never sees the input; use init='embed' or 'random'")
+        if not self.init_scale > 0:
+            raise ConfigError(f"init_scale must be positive, got {self.init_scale!r}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["position_sizes"] = list(self.position_sizes)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "LoopedConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown model config keys: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+def make_norm(kind: str, d: int) -> nn.Module:
+    if kind == "layernorm":
+        return nn.LayerNorm(d)
+    if kind == "rmsnorm":
+        return nn.RMSNorm(d)
+    return nn.Identity()
+
+
+class Injection(nn.Module):
+    """Linear recall ``x -> W x``, the input map the paper's theory assumes."""
+
+    def __init__(self, d: int):
+        super().__init__()
+        self.proj = nn.Linear(d, d, bias=False)
+
+    def forward(self, x_emb: torch.Tensor) -> torch.Tensor:
+        return self.proj(x_emb)
+
+    @torch.no_grad()
+    def spectral_norm(self) -> float:
+        """``||W||_2``, how strongly the input is re-injected each iteration."""
+        return torch.linalg.matrix_norm(self.proj.weight.float(), ord=2).item()
+
+
+class LocalAttention(nn.Module):
+    """Multi-head attention over the ``window`` previous tokens (causal) or the ``window`` tokens on
+    each side (bidirectional), with a learned bias per head and relative offset.
+
+    A token does not attend to itself: its own state is already in the residual stream, and
+    leaving it out keeps the neighbours' information from being averaged with it. A per-head
+    "sink" slot with a learned logit and a zero value lets a token attend to nothing (the first
+    token has no predecessor). Cost is ``O(L * window)``; there are no absolute positions, so
+    any length works.
+    """
+
+    def __init__(self, cfg: LoopedConfig):
+        super().__init__()
+        self.n_heads, self.causal = cfg.n_heads, cfg.causal
+        w = cfg.window
+        offsets = list(range(-w, 0)) if cfg.causal else list(range(-w, 0)) + list(range(1, w + 1))
+        self.register_buffer("offsets", torch.tensor(offsets), persistent=False)
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model)
+        self.rel_bias = nn.Parameter(torch.zeros(cfg.n_heads, len(offsets)))
+        self.sink = nn.Parameter(torch.zeros(cfg.n_heads))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """Args: h (B, L, d). Returns: (B, L, d)."""
+        B, L, d = h.shape
+        H, dh, w = self.n_heads, d // self.n_heads, self.offsets.abs().max().item()
+        q, k, v = self.qkv(h).view(B, L, 3, H, dh).permute(2, 0, 3, 1, 4)  # each (B, H, L, dh)
+        # kw[..., i, :, j] is the key at position i + offsets[j]
+        idx = self.offsets + w  # window indices into the padded span i-w..i+w
+        kw = F.pad(k, (0, 0, w, w)).unfold(2, 2 * w + 1, 1)[..., idx]  # (B, H, L, dh, S)
+        vw = F.pad(v, (0, 0, w, w)).unfold(2, 2 * w + 1, 1)[..., idx]
+        scores = torch.einsum("bhld,bhlds->bhls", q, kw) / math.sqrt(dh) + self.rel_bias[:, None, :]
+        pos = torch.arange(L, device=h.device)[:, None] + self.offsets[None, :]
+        scores = scores.masked_fill((pos < 0) | (pos >= L), float("-inf"))
+        sink = self.sink.view(1, H, 1, 1).expand(B, H, L, 1)
+        att = torch.cat([scores, sink], dim=-1).softmax(dim=-1)[..., :-1]  # the sink's value is zero
+        y = torch.einsum("bhls,bhlds->bhld", att, vw)
+        return self.out(y.transpose(1, 2).reshape(B, L, d))
+
+
+class FullAttention(nn.Module):
+    """Standard multi-head self-attention over the whole (fixed-size) board."""
+
+    def __init__(self, cfg: LoopedConfig):
+        super().__init__()
+        self.n_heads, self.causal = cfg.n_heads, cfg.causal
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """Args: h (B, L, d). Returns: (B, L, d)."""
+        B, L, d = h.shape
+        q, k, v = self.qkv(h).view(B, L, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        return self.out(y.transpose(1, 2).reshape(B, L, d))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block. ``inject``, when given, is added between attention and MLP."""
+
+    def __init__(self, cfg: LoopedConfig):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.attn = LocalAttention(cfg) if cfg.attention == "local" else FullAttention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.d_model, cfg.mlp_ratio * cfg.d_model),
+            nn.GELU(),
+            nn.Linear(cfg.mlp_ratio * cfg.d_model, cfg.d_model),
+        )
+
+    def forward(self, h: torch.Tensor, inject: torch.Tensor | None = None) -> torch.Tensor:
+        h = h + self.attn(self.ln1(h))
+        if inject is not None:
+            h = h + inject
+        return h + self.mlp(self.ln2(h))
+
+
+@dataclass
+class LoopOutput:
+    """What ``LoopedTransformer.forward`` returns.
+
+    logits: {iteration t: (B, L, num_classes)} for each requested t.
+    state: (B, L, d) state after the last iteration.
+    residuals: (T, B) relative change ``||h_t - h_{t-1}|| / ||h_t||`` per iteration, if asked.
+    """
+
+    logits: dict[int, torch.Tensor]
+    state: torch.Tensor
+    residuals: torch.Tensor | None = None
+
+
+class LoopedTransformer(nn.Module):
+    """A weight-tied transformer block looped ``T`` times.
+
+    Shapes: tokens are (B, L) integer ids; states are (B, L, d_model).
+    """
+
+    def __init__(self, cfg: LoopedConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.d_model
+        self.embed = nn.Embedding(cfg.vocab_size, d)
+        self.pos_embeds = nn.ModuleList(nn.Embedding(n, d) for n in cfg.position_sizes)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.layers_per_loop))
+        self.inject = Injection(d) if cfg.recall != "none" else None
+        self.outer_norm = make_norm(cfg.outer_norm, d)
+        self.head_norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, cfg.num_classes)
+        self.apply(self._init_weights)
+        if cfg.init_scale != 1.0:
+            with torch.no_grad():
+                for block in self.blocks:
+                    for p in block.parameters():
+                        if p.dim() == 2:
+                            p.mul_(cfg.init_scale)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02 if isinstance(m, nn.Linear) else 1.0)
+            if isinstance(m, nn.Linear) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+    # -- the pieces of one iteration -------------------------------------------------------
+    def embed_input(self, tokens: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Args: tokens (B, L); positions (L, P) categorical features or None. Returns x_emb (B, L, d)."""
+        x = self.embed(tokens)
+        for i, emb in enumerate(self.pos_embeds):
+            x = x + emb(positions[:, i])
+        return x
+
+    def initial_state(self, x_emb: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Args: x_emb (B, L, d). Returns h_0 (B, L, d)."""
+        if self.cfg.init == "embed":
+            h = x_emb
+        elif self.cfg.init == "zeros":
+            h = torch.zeros_like(x_emb)
+        else:
+            h = torch.randn(x_emb.shape, generator=generator, device=x_emb.device, dtype=x_emb.dtype)
+        return self.outer_norm(h)
+
+    def step(self, h: torch.Tensor, x_emb: torch.Tensor) -> torch.Tensor:
+        """One iteration ``h_{t+1} = F(h_t, x)``.
+
+        Args: h (B, L, d) state; x_emb (B, L, d) embedded input. Returns (B, L, d).
+        With ``recall='none'`` the result does not depend on ``x_emb``.
+        """
+        inject = self.inject(x_emb) if self.inject is not None else None
+        if self.cfg.recall == "input":
+            h = h + inject
+        for block in self.blocks:
+            h = block(h, inject if self.cfg.recall == "internal" else None)
+        return self.outer_norm(h)
+
+    def readout(self, h: torch.Tensor) -> torch.Tensor:
+        """Args: h (B, L, d). Returns logits (B, L, num_classes)."""
+        return self.head(self.head_norm(h))
+
+    # -- the loop ------------------------------------------------------------------------------
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        iterations: int,
+        state: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
+        logits_at: list[int] | None = None,
+        track_residuals: bool = False,
+    ) -> LoopOutput:
+        """Run ``iterations`` steps from ``state`` (or from ``h_0``).
+
+        Args:
+            tokens: (B, L) input ids.
+            iterations: number of steps T to run (0 returns logits of the starting state).
+            state: (B, L, d) state to continue from; ``None`` starts from ``h_0``.
+            positions: (L, P) categorical position features, for ``attention='full'`` tasks.
+            logits_at: iterations (1..T, or 0) at which to return logits; default ``[T]``.
+            track_residuals: also return the relative residual of every step.
+        Returns:
+            ``LoopOutput``. Only the current state is kept, so thousands of iterations fit in memory.
+        """
+        x_emb = self.embed_input(tokens, positions)
+        h = self.initial_state(x_emb) if state is None else state
+        wanted = set([iterations] if logits_at is None else logits_at)
+        logits, residuals = {}, []
+        if 0 in wanted:
+            logits[0] = self.readout(h)
+        for t in range(1, iterations + 1):
+            h_next = self.step(h, x_emb)
+            if track_residuals:
+                residuals.append(relative_residual(h_next, h))
+            h = h_next
+            if t in wanted:
+                logits[t] = self.readout(h)
+        res = torch.stack(residuals) if residuals else None
+        return LoopOutput(logits=logits, state=h, residuals=res)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def relative_residual(h_next: torch.Tensor, h: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Per-sample ``||h_next - h|| / ||h_next||`` over all but the batch dimension. Returns (B,)."""
+    diff = (h_next - h).flatten(1).norm(dim=1)
+    return diff / (h_next.flatten(1).norm(dim=1) + eps)

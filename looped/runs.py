@@ -1,0 +1,125 @@
+"""Run directories: config, metrics and weights on disk, written atomically.
+
+A run directory holds
+
+* ``config.json``: ``{"task", "model", "train"}``;
+* ``metrics.jsonl``: one JSON object per logged step;
+* ``model.safetensors``: the model weights (all a shipped model needs);
+* ``checkpoint.safetensors``: weights plus optimizer state and the step, for ``--resume``.
+
+Nothing is ever unpickled: tensors live in safetensors files and everything else in JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .model import ConfigError, LoopedConfig, LoopedTransformer
+from .tasks import InputError, Task, get_task
+
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+WEIGHTS = "model.safetensors"
+CHECKPOINT = "checkpoint.safetensors"
+
+
+class RunError(ValueError):
+    """A run directory is missing, incomplete, corrupt or does not match."""
+
+
+def atomic_write(path: Path, write) -> None:
+    """Write through ``write(tmp_path)`` to a temporary file, fsync it, then rename over ``path``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def write_json(path: Path, obj: dict) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2)
+            f.write("\n")
+
+    atomic_write(path, write)
+
+
+def write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    if not Path(path).is_file():
+        raise RunError(f"missing weights file {path}")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise RunError(f"cannot read {path}: not a valid safetensors file ({str(e).splitlines()[0]})") from None
+
+
+def read_config(run: Path) -> dict:
+    path = Path(run) / CONFIG
+    if not Path(run).is_dir():
+        raise RunError(f"run directory {run} does not exist")
+    if not path.is_file():
+        raise RunError(f"{run} is not a run directory: {CONFIG} is missing")
+    try:
+        cfg = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunError(f"{path} is not valid JSON ({e})") from None
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("model"), dict) or "task" not in cfg:
+        raise RunError(f"{path} lacks the 'task' and 'model' entries of a run config")
+    return cfg
+
+
+def load_model(run: Path, device: str | torch.device = "cpu") -> tuple[LoopedTransformer, Task, dict]:
+    """Load a run directory (or a shipped model directory).
+
+    Returns: (model in eval mode on ``device``, its task, the whole config dict).
+    """
+    run = Path(run)
+    cfg = read_config(run)
+    try:
+        task = get_task(cfg["task"])
+        model = LoopedTransformer(LoopedConfig.from_dict(cfg["model"]))
+    except (ConfigError, InputError, TypeError) as e:
+        raise RunError(f"{run / CONFIG}: {e}") from None
+    state = read_tensors(run / WEIGHTS)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise RunError(f"{run / WEIGHTS} does not match its config: {str(e).splitlines()[0]}") from None
+    return model.to(device).eval(), task, cfg
+
+
+def read_metrics(run: Path) -> list[dict]:
+    path = Path(run) / METRICS
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break  # a torn last line from a killed writer
+    return rows

@@ -1,0 +1,96 @@
+"""The one interface every task implements.
+
+A task knows how to generate examples of a given difficulty from a seed, encode them as tensors,
+decode and score predictions, and parse user input for ``looped solve``. Nothing outside
+``looped/tasks`` branches on the task's name.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+
+
+class InputError(ValueError):
+    """User input (a puzzle, a bit string, a split name) is malformed."""
+
+
+@dataclass
+class Batch:
+    """Encoded examples.
+
+    inputs: (N, L) int64 token ids.
+    targets: (N, L) int64 class ids; positions equal to ``ignore_index`` are not scored.
+    positions: (L, P) int64 categorical position features, or None.
+    """
+
+    inputs: torch.Tensor
+    targets: torch.Tensor
+    positions: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+    def slice(self, start: int, stop: int) -> "Batch":
+        return Batch(self.inputs[start:stop], self.targets[start:stop], self.positions)
+
+    def to(self, device: torch.device | str) -> "Batch":
+        pos = None if self.positions is None else self.positions.to(device)
+        return Batch(self.inputs.to(device), self.targets.to(device), pos)
+
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class Split:
+    """A named difficulty level of a task.
+
+    name: how users and files refer to it (``"512"``, ``"easy"``).
+    difficulty: the task's difficulty parameter for it (a length, a tier index).
+    """
+
+    name: str
+    difficulty: int
+
+
+class Task(ABC):
+    """Interface of a task. Subclasses set the class attributes and implement the methods."""
+
+    name: str
+    vocab_size: int
+    num_classes: int
+    split_key: str = "split"  # how eval JSON names a split ("length" for prefix sums)
+    train_splits: tuple[str, ...]
+    eval_splits: tuple[str, ...]
+
+    @abstractmethod
+    def split(self, name: str) -> Split:
+        """Parse a split name; raise ``InputError`` if it is unknown."""
+
+    @abstractmethod
+    def generate(self, split: Split, n: int, seed: int) -> Batch:
+        """``n`` encoded examples of ``split``, a pure function of ``(split, n, seed)``."""
+
+    @abstractmethod
+    def parse(self, text: str) -> torch.Tensor:
+        """Validate one user input and encode it. Returns (L,) token ids; raises ``InputError``."""
+
+    @abstractmethod
+    def decode(self, inputs: torch.Tensor, prediction: torch.Tensor) -> str:
+        """Render one prediction. Args: inputs (L,), prediction (L,) class ids."""
+
+    def positions(self, length: int) -> torch.Tensor | None:
+        """(L, P) categorical position features, or None when the model uses relative positions."""
+        return None
+
+    def model_defaults(self) -> dict:
+        """Model config values this task needs (vocabulary, classes, attention pattern)."""
+        return {"vocab_size": self.vocab_size, "num_classes": self.num_classes}
+
+    def score(self, prediction: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Exact match per example. Args: prediction, targets (N, L). Returns (N,) bool."""
+        ok = (prediction == targets) | (targets == IGNORE_INDEX)
+        return ok.all(dim=1)

@@ -1,0 +1,273 @@
+"""Training with the progressive loss, checkpointing and resume.
+
+Per step (DeepThinking's progressive loss, with Huginn's split of no-grad and gradient steps):
+
+1. draw ``n ~ U{0..N-1}`` and ``k ~ U{1..N-n}``;
+2. run ``n`` iterations under ``torch.no_grad()`` and detach;
+3. run ``k`` iterations with gradient; ``loss_prog = CE`` there.
+
+``loss = (1 - alpha) * CE(after N iterations) + alpha * loss_prog``. ``alpha=0`` is plain
+last-iteration loss; with ``alpha=1`` the full-depth pass is never run.
+
+Every training batch is a pure function of ``(seed, step)``, so a resumed run sees the same data
+as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from . import runs
+from .model import ConfigError, LoopedConfig, LoopedTransformer
+from .tasks import IGNORE_INDEX, Batch, Task, get_task
+
+
+@dataclass
+class TrainConfig:
+    task: str = "prefix-sums"
+    seed: int = 0
+    steps: int | None = None
+    minutes: float | None = None
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 200
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    train_iters: int = 16
+    alpha: float = 1.0
+    eval_every: int = 250
+    eval_size: int = 256
+    checkpoint_every: int = 250
+    train_splits: tuple[str, ...] | None = None
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.steps is None and self.minutes is None:
+            raise ConfigError("give a budget: --steps N or --minutes M")
+        if self.steps is not None and self.steps < 1:
+            raise ConfigError(f"steps must be positive, got {self.steps}")
+        if self.minutes is not None and not self.minutes > 0:
+            raise ConfigError(f"minutes must be positive, got {self.minutes}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"alpha must lie in [0, 1], got {self.alpha}")
+        for name in ("batch_size", "train_iters", "eval_every", "eval_size", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        for name in ("lr", "grad_clip"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.train_splits is not None:
+            self.train_splits = tuple(str(s) for s in self.train_splits)
+            if not self.train_splits:
+                raise ConfigError("train_splits must name at least one split")
+        if self.warmup_steps < 0 or self.weight_decay < 0:
+            raise ConfigError("warmup_steps and weight_decay must not be negative")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ConfigError(f"unknown train config keys: {', '.join(sorted(unknown))}")
+        return cls(**d)
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Args: logits (B, L, C), targets (B, L). Returns the mean cross-entropy."""
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
+
+
+def progressive_loss(
+    model: LoopedTransformer, batch: Batch, n: int, k: int, total: int, alpha: float
+) -> torch.Tensor:
+    """The loss of one batch; see the module docstring. ``n`` no-grad steps, then ``k`` with grad."""
+    loss = torch.zeros((), device=batch.inputs.device)
+    if alpha > 0:
+        with torch.no_grad():
+            prefix = model(batch.inputs, n, positions=batch.positions, logits_at=[]).state
+        out = model(batch.inputs, k, state=prefix.detach(), positions=batch.positions)
+        loss = loss + alpha * loss_fn(out.logits[k], batch.targets)
+    if alpha < 1:
+        out = model(batch.inputs, total, positions=batch.positions)
+        loss = loss + (1 - alpha) * loss_fn(out.logits[total], batch.targets)
+    return loss
+
+
+def draw_depths(seed: int, step: int, total: int) -> tuple[int, int]:
+    """``n ~ U{0..N-1}``, ``k ~ U{1..N-n}``, a pure function of ``(seed, step)``."""
+    rng = np.random.default_rng([seed, step, 7])
+    n = int(rng.integers(0, total))
+    k = int(rng.integers(1, total - n + 1))
+    return n, k
+
+
+def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
+    """Linear warmup, then cosine decay to ``min_lr_ratio`` as ``progress`` goes 0 -> 1."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    cos = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cos)
+
+
+def batch_seed(seed: int, step: int) -> int:
+    return seed * 1_000_003 + step
+
+
+@torch.no_grad()
+def quick_accuracy(model: LoopedTransformer, task: Task, split_name: str, n: int, iters: int, device) -> float:
+    batch = task.generate(task.split(split_name), n, seed=987_654).to(device)
+    model.eval()
+    out = model(batch.inputs, iters, positions=batch.positions)
+    model.train()
+    return task.score(out.logits[iters].argmax(-1), batch.targets).float().mean().item()
+
+
+class Trainer:
+    """Owns a run directory: creates or resumes it, trains, checkpoints."""
+
+    def __init__(self, out: Path, train_cfg: TrainConfig, model_cfg: LoopedConfig | None, resume: bool):
+        self.out = Path(out)
+        if resume:
+            self._load_existing(train_cfg)
+        else:
+            if (self.out / runs.CONFIG).exists():
+                raise runs.RunError(f"{self.out} already holds a run; use --resume to continue it or pick a new --out")
+            self.task = get_task(train_cfg.task)
+            self.cfg, self.model_cfg = train_cfg, model_cfg
+            self.step, self.elapsed, self.metrics = 0, 0.0, []
+        self.device = pick_device(self.cfg.device)
+        torch.manual_seed(self.cfg.seed)
+        self.model = LoopedTransformer(self.model_cfg).to(self.device)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        if resume:
+            self._restore_checkpoint()
+        else:
+            self.out.mkdir(parents=True, exist_ok=True)
+            runs.write_json(self.out / runs.CONFIG, self.config_dict())
+
+    def config_dict(self) -> dict:
+        return {"task": self.task.name, "model": self.model_cfg.to_dict(), "train": asdict(self.cfg)}
+
+    def _load_existing(self, override: TrainConfig) -> None:
+        saved = runs.read_config(self.out)
+        self.task = get_task(saved["task"])
+        self.model_cfg = LoopedConfig.from_dict(saved["model"])
+        train = TrainConfig.from_dict(saved["train"])
+        # A resumed run may be given a new budget; everything else stays as first configured.
+        train.steps, train.minutes = override.steps, override.minutes
+        self.cfg = TrainConfig.from_dict(asdict(train))
+
+    def _restore_checkpoint(self) -> None:
+        path = self.out / runs.CHECKPOINT
+        if not path.exists():
+            self.step, self.elapsed, self.metrics = 0, 0.0, []
+            return
+        tensors = runs.read_tensors(path)
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+        try:
+            self.step, self.elapsed = int(meta["step"]), float(meta["elapsed"])
+            opt_steps = json.loads(meta["opt_steps"])
+        except (KeyError, ValueError) as e:
+            raise runs.RunError(f"{path} lacks training state ({e})") from None
+        model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+        try:
+            self.model.load_state_dict(model_state)
+        except RuntimeError as e:
+            raise runs.RunError(f"{path} does not match the run config: {str(e).splitlines()[0]}") from None
+        names = dict(self.model.named_parameters())
+        for name, p in names.items():
+            self.opt.state[p] = {
+                "step": torch.tensor(float(opt_steps[name])),
+                "exp_avg": tensors[f"exp_avg.{name}"].to(self.device),
+                "exp_avg_sq": tensors[f"exp_avg_sq.{name}"].to(self.device),
+            }
+        self.metrics = [m for m in runs.read_metrics(self.out) if m.get("step", 0) <= self.step]
+
+    def save(self) -> None:
+        """Metrics first, then the checkpoint, then the plain weights; each write is atomic."""
+        lines = "".join(json.dumps(m) + "\n" for m in self.metrics)
+        runs.atomic_write(self.out / runs.METRICS, lambda tmp: Path(tmp).write_text(lines))
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        opt_steps = {}
+        for name, p in self.model.named_parameters():
+            st = self.opt.state.get(p)
+            if st:
+                tensors[f"exp_avg.{name}"] = st["exp_avg"]
+                tensors[f"exp_avg_sq.{name}"] = st["exp_avg_sq"]
+                opt_steps[name] = float(st["step"])
+        meta = {"step": str(self.step), "elapsed": repr(self.elapsed), "opt_steps": json.dumps(opt_steps)}
+        runs.write_tensors(self.out / runs.CHECKPOINT, tensors, meta)
+        runs.write_tensors(self.out / runs.WEIGHTS, self.model.state_dict())
+
+    def progress(self) -> float:
+        parts = []
+        if self.cfg.steps is not None:
+            parts.append(self.step / self.cfg.steps)
+        if self.cfg.minutes is not None:
+            parts.append(self.elapsed / (60 * self.cfg.minutes))
+        return max(parts)
+
+    def train_step(self) -> tuple[float, float]:
+        cfg = self.cfg
+        names = cfg.train_splits or self.task.train_splits
+        split = self.task.split(names[self.step % len(names)])
+        batch = self.task.generate(split, cfg.batch_size, seed=batch_seed(cfg.seed, self.step)).to(self.device)
+        n, k = draw_depths(cfg.seed, self.step, cfg.train_iters)
+        for group in self.opt.param_groups:
+            group["lr"] = lr_at(cfg, self.step, self.progress())
+        loss = progressive_loss(self.model, batch, n, k, cfg.train_iters, cfg.alpha)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite loss at step {self.step}; the last good checkpoint in {self.out} is kept"
+            )
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.opt.step()
+        self.step += 1
+        return loss.item(), grad_norm.item()
+
+    def run(self, show_progress: bool = True) -> Path:
+        cfg = self.cfg
+        self.model.train()
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not show_progress, desc=f"train {self.out.name}",
+                   unit="step", dynamic_ncols=True)
+        last = time.perf_counter()
+        while self.progress() < 1.0:
+            loss, grad_norm = self.train_step()
+            now = time.perf_counter()
+            self.elapsed += now - last
+            last = now
+            row = {"step": self.step, "loss": loss, "grad_norm": grad_norm, "lr": self.opt.param_groups[0]["lr"],
+                   "elapsed_s": round(self.elapsed, 3)}
+            if self.step % cfg.eval_every == 0 or self.progress() >= 1.0:
+                row["train_acc"] = quick_accuracy(
+                    self.model, self.task, (cfg.train_splits or self.task.train_splits)[-1], cfg.eval_size, cfg.train_iters, self.device
+                )
+                bar.set_postfix(loss=f"{loss:.4f}", acc=f"{row['train_acc']:.3f}")
+            self.metrics.append(row)
+            if self.step % cfg.checkpoint_every == 0 or self.progress() >= 1.0:
+                self.save()
+                last = time.perf_counter()
+            bar.update(1)
+        bar.close()
+        self.save()
+        return self.out

@@ -1,0 +1,140 @@
+import math
+
+import pytest
+import torch
+
+from looped.model import ConfigError, LocalAttention, LoopedConfig, LoopedTransformer
+
+
+def make(**kw):
+    base = dict(d_model=16, n_heads=2, window=4)
+    base.update(kw)
+    return LoopedTransformer(LoopedConfig(**base)).eval()
+
+
+def random_state(model, B=3, L=10):
+    x = torch.randint(0, 2, (B, L))
+    x_emb = model.embed_input(x)
+    return torch.randn(B, L, model.cfg.d_model), x_emb
+
+
+@pytest.mark.parametrize("outer_norm", ["none", "layernorm", "rmsnorm"])
+def test_step_ignores_x_without_recall(outer_norm):
+    model = make(recall="none", outer_norm=outer_norm)
+    h, x1 = random_state(model)
+    x2 = torch.randn_like(x1) * 10
+    assert torch.equal(model.step(h, x1), model.step(h, x2))
+
+
+@pytest.mark.parametrize("recall", ["input", "internal"])
+def test_step_depends_on_x_with_recall(recall):
+    model = make(recall=recall)
+    h, x1 = random_state(model)
+    x2 = torch.randn_like(x1) * 10
+    assert not torch.allclose(model.step(h, x1), model.step(h, x2))
+
+
+def test_layernorm_outer_norm_normalizes_every_token():
+    model = make(outer_norm="layernorm")
+    h, x = random_state(model)
+    out = model.step(10 * h, x)
+    assert torch.allclose(out.mean(-1), torch.zeros(()), atol=1e-5)
+    assert torch.allclose(out.var(-1, unbiased=False), torch.ones(()), atol=1e-3)
+
+
+def test_rmsnorm_outer_norm_normalizes_every_token():
+    model = make(outer_norm="rmsnorm")
+    h, x = random_state(model)
+    out = model.step(10 * h, x)
+    assert torch.allclose(out.pow(2).mean(-1).sqrt(), torch.ones(()), atol=1e-3)
+
+
+def test_without_outer_norm_the_state_is_not_normalized():
+    model = make(outer_norm="none")
+    h, x = random_state(model)
+    out = model.step(10 * h, x)
+    assert (out.pow(2).mean(-1).sqrt() > 5).all()
+
+
+def dense_local_attention(att: LocalAttention, h: torch.Tensor) -> torch.Tensor:
+    """Reference: full attention with an explicit band mask, relative bias and a zero-value sink."""
+    B, L, d = h.shape
+    H = att.n_heads
+    q, k, v = att.qkv(h).view(B, L, 3, H, d // H).permute(2, 0, 3, 1, 4)
+    scores = q @ k.transpose(-1, -2) / math.sqrt(d // H)  # (B, H, L, L)
+    bias = torch.full((H, L, L), float("-inf"), dtype=h.dtype)
+    for j, off in enumerate(att.offsets.tolist()):
+        for i in range(L):
+            if 0 <= i + off < L:
+                bias[:, i, i + off] = att.rel_bias[:, j]
+    scores = scores + bias
+    sink = att.sink.view(1, H, 1, 1).expand(B, H, L, 1)
+    weights = torch.cat([scores, sink], -1).softmax(-1)[..., :L]
+    y = weights @ v
+    return att.out(y.transpose(1, 2).reshape(B, L, d))
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_local_attention_matches_dense_reference_in_float64(causal):
+    cfg = LoopedConfig(d_model=16, n_heads=2, window=5, causal=causal)
+    att = LocalAttention(cfg).double()
+    torch.nn.init.normal_(att.rel_bias)
+    torch.nn.init.normal_(att.sink)
+    h = torch.randn(2, 13, 16, dtype=torch.float64)
+    torch.testing.assert_close(att(h), dense_local_attention(att, h), rtol=1e-10, atol=1e-12)
+
+
+def test_runs_at_any_length_and_is_translation_consistent():
+    model = make(recall="internal", causal=True)
+    x = torch.randint(0, 2, (1, 600))
+    long = model(x, 5).logits[5]
+    short = model(x[:, :40], 5).logits[5]
+    # causal and local: the first 40 positions cannot see the rest
+    torch.testing.assert_close(long[:, :40], short, rtol=1e-5, atol=1e-5)
+
+
+def test_forward_runs_thousands_of_iterations_keeping_only_requested_logits():
+    model = make()
+    x = torch.randint(0, 2, (2, 16))
+    out = model(x, 1500, logits_at=[1, 1500], track_residuals=True)
+    assert sorted(out.logits) == [1, 1500]
+    assert out.residuals.shape == (1500, 2)
+    assert out.state.shape == (2, 16, 16)
+
+
+def test_forward_continues_from_a_state():
+    model = make()
+    x = torch.randint(0, 2, (2, 16))
+    full = model(x, 7).state
+    half = model(x, 3).state
+    torch.testing.assert_close(model(x, 4, state=half).state, full)
+
+
+def test_random_init_is_seeded():
+    model = make(init="random")
+    x_emb = torch.zeros(2, 5, 16)
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    assert torch.equal(model.initial_state(x_emb, g1), model.initial_state(x_emb, g2))
+
+
+def test_injection_reports_its_spectral_norm():
+    model = make(recall="input")
+    w = model.inject.proj.weight.detach()
+    assert model.inject.spectral_norm() == pytest.approx(torch.linalg.svdvals(w)[0].item(), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [dict(recall="sideways"), dict(outer_norm="batchnorm"), dict(d_model=10, n_heads=3), dict(window=0),
+     dict(recall="none", init="zeros"), dict(init_scale=0.0)],
+)
+def test_bad_configs_are_rejected(kw):
+    with pytest.raises(ConfigError):
+        LoopedConfig(**kw)
+
+
+def test_config_round_trips_through_dict():
+    cfg = LoopedConfig(d_model=32, position_sizes=(9, 9))
+    assert LoopedConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ConfigError):
+        LoopedConfig.from_dict({**cfg.to_dict(), "bogus": 1})

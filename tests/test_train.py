@@ -1,0 +1,120 @@
+import json
+
+import pytest
+import torch
+
+from looped import runs
+from looped.model import ConfigError, LoopedConfig, LoopedTransformer
+from looped.tasks import get_task
+from looped.train import TrainConfig, Trainer, draw_depths, lr_at, progressive_loss
+
+SMALL = dict(d_model=16, n_heads=2, window=4)
+
+
+def small_train(**kw):
+    base = dict(steps=12, batch_size=8, train_iters=4, eval_every=5, eval_size=8, checkpoint_every=5,
+                warmup_steps=3, device="cpu")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_no_grad_prefix_carries_no_gradient():
+    model = LoopedTransformer(LoopedConfig(**SMALL))
+    calls = []
+    real_step = model.step
+
+    def spy(h, x_emb):
+        calls.append((torch.is_grad_enabled(), h.requires_grad))
+        return real_step(h, x_emb)
+
+    model.step = spy
+    task = get_task("prefix-sums")
+    batch = task.generate(task.split("8"), 4, 0)
+    loss = progressive_loss(model, batch, n=3, k=2, total=5, alpha=1.0)
+    loss.backward()
+    assert [c[0] for c in calls] == [False, False, False, True, True]
+    assert calls[3][1] is False  # the gradient segment starts from a detached state
+    assert model.embed.weight.grad is not None
+
+
+def test_alpha_zero_runs_only_the_full_depth_pass():
+    model = LoopedTransformer(LoopedConfig(**SMALL))
+    calls = []
+    real_step = model.step
+    model.step = lambda h, x: (calls.append(torch.is_grad_enabled()), real_step(h, x))[1]
+    task = get_task("prefix-sums")
+    progressive_loss(model, task.generate(task.split("8"), 4, 0), n=3, k=2, total=5, alpha=0.0)
+    assert calls == [True] * 5
+
+
+def test_depth_draws_follow_the_protocol():
+    for step in range(200):
+        n, k = draw_depths(0, step, 10)
+        assert 0 <= n <= 9 and 1 <= k <= 10 - n
+
+
+def test_lr_warms_up_then_decays():
+    cfg = small_train(steps=100, lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    assert lr_at(cfg, 0, 0.0) == pytest.approx(0.1)
+    assert lr_at(cfg, 50, 0.5) == pytest.approx(0.55)
+    assert lr_at(cfg, 99, 1.0) == pytest.approx(0.1)
+
+
+def weights(run):
+    return runs.read_tensors(run / runs.WEIGHTS)
+
+
+def test_training_is_deterministic_by_seed(tmp_path):
+    for name in ("a", "b"):
+        Trainer(tmp_path / name, small_train(seed=3), LoopedConfig(**SMALL), resume=False).run(show_progress=False)
+    Trainer(tmp_path / "c", small_train(seed=4), LoopedConfig(**SMALL), resume=False).run(show_progress=False)
+    wa, wb, wc = weights(tmp_path / "a"), weights(tmp_path / "b"), weights(tmp_path / "c")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert not all(torch.equal(wa[k], wc[k]) for k in wa)
+
+
+def test_resume_continues_to_the_same_weights_and_metrics(tmp_path):
+    Trainer(tmp_path / "full", small_train(steps=12), LoopedConfig(**SMALL), resume=False).run(show_progress=False)
+    interrupted = Trainer(tmp_path / "part", small_train(steps=12), LoopedConfig(**SMALL), resume=False)
+    real_step = interrupted.train_step
+
+    def crash_at_step_8():
+        if interrupted.step == 8:
+            raise KeyboardInterrupt
+        return real_step()
+
+    interrupted.train_step = crash_at_step_8
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.run(show_progress=False)
+    resumed = Trainer(tmp_path / "part", small_train(steps=12), None, resume=True)
+    assert resumed.step == 5  # the last checkpoint; steps 6-8 are redone
+    resumed.run(show_progress=False)
+    wf, wp = weights(tmp_path / "full"), weights(tmp_path / "part")
+    assert all(torch.equal(wf[k], wp[k]) for k in wf)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]
+    assert strip(runs.read_metrics(tmp_path / "full")) == strip(runs.read_metrics(tmp_path / "part"))
+
+
+def test_run_directory_layout(tmp_path):
+    Trainer(tmp_path / "r", small_train(), LoopedConfig(**SMALL), resume=False).run(show_progress=False)
+    files = {p.name for p in (tmp_path / "r").iterdir()}
+    assert {"config.json", "metrics.jsonl", "model.safetensors", "checkpoint.safetensors"} <= files
+    assert not [f for f in files if f.endswith(".tmp")]
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert cfg["task"] == "prefix-sums" and cfg["model"]["d_model"] == 16
+    rows = runs.read_metrics(tmp_path / "r")
+    assert [r["step"] for r in rows] == list(range(1, 13))
+    model, task, _ = runs.load_model(tmp_path / "r")
+    assert task.name == "prefix-sums" and isinstance(model, LoopedTransformer)
+
+
+def test_refuses_to_overwrite_an_existing_run(tmp_path):
+    Trainer(tmp_path / "r", small_train(steps=2), LoopedConfig(**SMALL), resume=False).run(show_progress=False)
+    with pytest.raises(runs.RunError):
+        Trainer(tmp_path / "r", small_train(steps=2), LoopedConfig(**SMALL), resume=False)
+
+
+@pytest.mark.parametrize("kw", [dict(steps=None), dict(alpha=1.5), dict(batch_size=0), dict(lr=-1.0), dict(steps=0)])
+def test_bad_train_configs(kw):
+    with pytest.raises(ConfigError):
+        small_train(**kw)
