@@ -50,20 +50,21 @@ def build_parser() -> Parser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", type=Path, required=True, help="run directory")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
-    t.add_argument("--d-model", type=int, default=64)
+    t.add_argument("--d-model", type=int, default=32)
     t.add_argument("--heads", type=int, default=4)
     t.add_argument("--layers-per-loop", type=int, default=1)
     t.add_argument("--attention", choices=ATTENTIONS, default=None, help="default: the task's")
-    t.add_argument("--window", type=int, default=8, help="local attention window (offsets)")
+    t.add_argument("--window", type=int, default=4, help="local attention: tokens seen on each side")
     t.add_argument("--init-scale", type=float, default=1.0, help="multiply block weights at init")
     t.add_argument("--train-iters", type=int, default=16, help="N, the maximum training depth")
     t.add_argument("--alpha", type=float, default=1.0, help="progressive-loss weight (0: last-iteration loss)")
     t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--weight-decay", type=float, default=0.01)
     t.add_argument("--warmup-steps", type=int, default=200)
     t.add_argument("--checkpoint-every", type=int, default=250)
     t.add_argument("--eval-every", type=int, default=250)
+    t.add_argument("--compile", action="store_true", help="torch.compile the loop step")
     t.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -77,6 +78,7 @@ def build_parser() -> Parser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--out", type=Path, default=None, help="where to write eval.json/eval.png (default RUN/eval)")
     e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    e.add_argument("--compile", action="store_true", help="torch.compile the loop step (faster long evals)")
     e.add_argument("--device", default="auto")
     e.add_argument("--quiet", action="store_true")
 
@@ -113,7 +115,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     train_cfg = TrainConfig(
         task=args.task, seed=args.seed, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
         lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, train_iters=args.train_iters,
-        alpha=args.alpha, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, device=args.device,
+        alpha=args.alpha, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, compile=args.compile,
+        device=args.device,
     )
     model_cfg = None
     if not args.resume:
@@ -135,7 +138,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     result = evaluate_run(
         args.run, splits=args.lengths or args.split, n=args.n, max_iters=args.max_iters, seed=args.seed,
-        out=args.out, device=args.device, progress=not args.quiet,
+        out=args.out, device=args.device, progress=not args.quiet, compile=args.compile,
     )
     if args.json:
         print(json.dumps(result))

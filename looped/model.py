@@ -52,7 +52,7 @@ class ConfigError(ValueError):
 class LoopedConfig:
     vocab_size: int = 2
     num_classes: int = 2
-    d_model: int = 64
+    d_model: int = 32
     n_heads: int = 4
     mlp_ratio: int = 4
     layers_per_loop: int = 1
@@ -135,31 +135,32 @@ class LocalAttention(nn.Module):
 
     def __init__(self, cfg: LoopedConfig):
         super().__init__()
-        self.n_heads, self.causal = cfg.n_heads, cfg.causal
+        self.n_heads, self.causal, self.window = cfg.n_heads, cfg.causal, cfg.window
         w = cfg.window
-        offsets = list(range(-w, 0)) if cfg.causal else list(range(-w, 0)) + list(range(1, w + 1))
-        self.register_buffer("offsets", torch.tensor(offsets), persistent=False)
+        # offsets -w..0 (causal) or -w..w; offset 0 (the token itself) is always masked
+        self.register_buffer("offsets", torch.arange(-w, 1 if cfg.causal else w + 1), persistent=False)
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.out = nn.Linear(cfg.d_model, cfg.d_model)
-        self.rel_bias = nn.Parameter(torch.zeros(cfg.n_heads, len(offsets)))
+        self.rel_bias = nn.Parameter(torch.zeros(cfg.n_heads, len(self.offsets)))
         self.sink = nn.Parameter(torch.zeros(cfg.n_heads))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """Args: h (B, L, d). Returns: (B, L, d)."""
         B, L, d = h.shape
-        H, dh, w = self.n_heads, d // self.n_heads, self.offsets.abs().max().item()
-        q, k, v = self.qkv(h).view(B, L, 3, H, dh).permute(2, 0, 3, 1, 4)  # each (B, H, L, dh)
-        # kw[..., i, :, j] is the key at position i + offsets[j]
-        idx = self.offsets + w  # window indices into the padded span i-w..i+w
-        kw = F.pad(k, (0, 0, w, w)).unfold(2, 2 * w + 1, 1)[..., idx]  # (B, H, L, dh, S)
-        vw = F.pad(v, (0, 0, w, w)).unfold(2, 2 * w + 1, 1)[..., idx]
-        scores = torch.einsum("bhld,bhlds->bhls", q, kw) / math.sqrt(dh) + self.rel_bias[:, None, :]
+        H, dh, w = self.n_heads, d // self.n_heads, self.window
+        q, k, v = self.qkv(h).view(B, L, 3, H, dh).unbind(2)  # each (B, L, H, dh)
+        pad = (0, 0, 0, 0, w, 0 if self.causal else w)
+        kp, vp = F.pad(k, pad), F.pad(v, pad)  # position i + offset lives at padded index i + offset + w
+        shifts = [int(o) + w for o in self.offsets.tolist()]
+        scores = torch.stack([(q * kp[:, s : s + L]).sum(-1) for s in shifts], dim=-1)  # (B, L, H, S)
+        scores = scores / math.sqrt(dh) + self.rel_bias
         pos = torch.arange(L, device=h.device)[:, None] + self.offsets[None, :]
-        scores = scores.masked_fill((pos < 0) | (pos >= L), float("-inf"))
-        sink = self.sink.view(1, H, 1, 1).expand(B, H, L, 1)
-        att = torch.cat([scores, sink], dim=-1).softmax(dim=-1)[..., :-1]  # the sink's value is zero
-        y = torch.einsum("bhls,bhlds->bhld", att, vw)
-        return self.out(y.transpose(1, 2).reshape(B, L, d))
+        invalid = (pos < 0) | (pos >= L) | (self.offsets == 0)[None, :]  # (L, S)
+        scores = scores.masked_fill(invalid[:, None, :], float("-inf"))
+        sink = self.sink.view(1, 1, H, 1).expand(B, L, H, 1)
+        att = torch.cat([scores, sink], dim=-1).softmax(dim=-1)  # the sink's value is zero
+        y = sum(att[..., j, None] * vp[:, s : s + L] for j, s in enumerate(shifts) if s != w)
+        return self.out(y.reshape(B, L, d))
 
 
 class FullAttention(nn.Module):
@@ -318,6 +319,10 @@ class LoopedTransformer(nn.Module):
                 logits[t] = self.readout(h)
         res = torch.stack(residuals) if residuals else None
         return LoopOutput(logits=logits, state=h, residuals=res)
+
+    def compile_step(self) -> None:
+        """Replace ``step`` with a ``torch.compile``-d version (faster loops; first call compiles)."""
+        self.step = torch.compile(self.step, dynamic=False)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

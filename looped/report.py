@@ -20,12 +20,15 @@ def evaluate_run(
     out: Path | None = None,
     device: str = "auto",
     progress: bool = True,
+    compile: bool = False,
 ) -> dict:
     """Accuracy and residual at every iteration on each split; writes ``eval.json`` and ``eval.png``.
 
     Returns the JSON-ready result ``{"task", "run", "results": [...]}``.
     """
     model, task, cfg = runs.load_model(run, pick_device(device))
+    if compile:
+        model.compile_step()
     if n < 1:
         raise InputError(f"--n must be positive, got {n}")
     train_iters = cfg.get("train", {}).get("train_iters", 16)

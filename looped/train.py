@@ -38,7 +38,7 @@ class TrainConfig:
     steps: int | None = None
     minutes: float | None = None
     batch_size: int = 128
-    lr: float = 1e-3
+    lr: float = 2e-3
     weight_decay: float = 0.01
     warmup_steps: int = 200
     min_lr_ratio: float = 0.1
@@ -49,6 +49,7 @@ class TrainConfig:
     eval_size: int = 256
     checkpoint_every: int = 250
     train_splits: tuple[str, ...] | None = None
+    compile: bool = False
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -153,6 +154,8 @@ class Trainer:
         self.device = pick_device(self.cfg.device)
         torch.manual_seed(self.cfg.seed)
         self.model = LoopedTransformer(self.model_cfg).to(self.device)
+        if self.cfg.compile:
+            self.model.compile_step()
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         if resume:
             self._restore_checkpoint()

@@ -65,7 +65,7 @@ def dense_local_attention(att: LocalAttention, h: torch.Tensor) -> torch.Tensor:
     bias = torch.full((H, L, L), float("-inf"), dtype=h.dtype)
     for j, off in enumerate(att.offsets.tolist()):
         for i in range(L):
-            if 0 <= i + off < L:
+            if off != 0 and 0 <= i + off < L:
                 bias[:, i, i + off] = att.rel_bias[:, j]
     scores = scores + bias
     sink = att.sink.view(1, H, 1, 1).expand(B, H, L, 1)

@@ -1,0 +1,135 @@
+"""CLI smoke runs: real subprocesses, real exit codes, no tracebacks."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from looped.tasks.prefix_sums import prefix_parity
+from looped.tasks import get_task
+
+
+def looped(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "looped", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def assert_user_error(proc):
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    proc = looped("train", "--task", "prefix-sums", "--recall", "internal", "--outer-norm", "layernorm",
+                  "--steps", "6", "--seed", "1", "--out", out, "--d-model", "16", "--heads", "2",
+                  "--train-iters", "4", "--batch-size", "8", "--quiet", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_train_writes_a_run_directory(run_dir):
+    for name in ("config.json", "metrics.jsonl", "model.safetensors", "checkpoint.safetensors"):
+        assert (run_dir / name).is_file()
+
+
+def test_train_resume_continues(run_dir, tmp_path):
+    proc = looped("train", "--out", run_dir, "--resume", "--steps", "9", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 10))
+
+
+def test_eval_json_contract(run_dir, tmp_path):
+    proc = looped("eval", run_dir, "--lengths", "8,16", "--max-iters", "5", "--n", "20", "--json", "--quiet",
+                  "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["task"] == "prefix-sums" and result["run"] == str(run_dir)
+    assert [r["length"] for r in result["results"]] == [8, 16]
+    for r in result["results"]:
+        assert r["n"] == 20
+        assert sorted(map(int, r["accuracy_by_iteration"])) == [1, 2, 3, 4, 5]
+        assert r["best_accuracy"] == max(r["accuracy_by_iteration"].values())
+        assert r["final_accuracy"] == r["accuracy_by_iteration"]["5"]
+        assert r["accuracy_by_iteration"][str(r["best_iteration"])] == r["best_accuracy"]
+    assert (tmp_path / "eval.png").stat().st_size > 1000
+    assert json.loads((tmp_path / "eval.json").read_text()) == result
+
+
+def test_solve_one_input_and_a_file(run_dir, tmp_path):
+    proc = looped("solve", "prefix-sums", "0110101", "--model", run_dir)
+    assert proc.returncode == 0, proc.stderr
+    answer = proc.stdout.split()[0]
+    assert len(answer) == 7 and set(answer) <= {"0", "1"}
+    inputs = ["0110", "1", "111000111"]
+    f = tmp_path / "in.txt"
+    f.write_text("\n".join(inputs) + "\n")
+    proc = looped("solve", "prefix-sums", "--file", f, "--model", run_dir)
+    assert proc.returncode == 0, proc.stderr
+    assert [len(a) for a in proc.stdout.split()] == [len(s) for s in inputs]
+
+
+def test_shipped_model_solves_without_model_flag():
+    shipped = Path(__file__).resolve().parent.parent / "models" / "prefix-sums"
+    if not (shipped / "model.safetensors").exists():
+        pytest.skip("no shipped prefix-sums model")
+    task = get_task("prefix-sums")
+    batch = task.generate(task.split("48"), 3, seed=2024)
+    lines = ["".join(map(str, row)) for row in batch.inputs.tolist()]
+    proc = looped("solve", "prefix-sums", lines[0])
+    assert proc.returncode == 0, proc.stderr
+    expected = task.decode(batch.inputs[0], prefix_parity(batch.inputs[0]))
+    assert proc.stdout.split()[0] == expected
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("solve", "prefix-sums", "01x1"),
+        ("solve", "prefix-sums", ""),
+        ("solve", "prefix-sums"),
+        ("solve", "sudokuu", "0101"),
+        ("solve", "prefix-sums", "0101", "--model", "/nonexistent/run"),
+        ("solve", "prefix-sums", "--file", "/nonexistent/file.txt"),
+        ("train", "--out", "/tmp/x", "--steps", "0"),
+        ("train", "--out", "/tmp/x"),
+        ("train", "--out", "/tmp/x", "--steps", "5", "--recall", "sideways"),
+        ("train", "--out", "/tmp/x", "--steps", "5", "--bogus-flag"),
+        ("eval", "/nonexistent/run"),
+        ("frobnicate",),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_2(args):
+    assert_user_error(looped(*args))
+
+
+def test_bad_line_in_a_file_names_the_line(run_dir, tmp_path):
+    f = tmp_path / "in.txt"
+    f.write_text("0101\n01a1\n")
+    proc = looped("solve", "prefix-sums", "--file", f, "--model", run_dir)
+    assert_user_error(proc)
+    assert "line 2" in proc.stderr
+
+
+def test_eval_rejects_a_bad_length(run_dir):
+    assert_user_error(looped("eval", run_dir, "--lengths", "32,abc", "--max-iters", "2"))
+
+
+def test_corrupt_checkpoint_is_refused(run_dir, tmp_path):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "config.json").write_text((run_dir / "config.json").read_text())
+    (bad / "model.safetensors").write_bytes(b"\x00garbage" * 10)
+    assert_user_error(looped("solve", "prefix-sums", "0101", "--model", bad))
+    (bad / "config.json").write_text("{not json")
+    assert_user_error(looped("solve", "prefix-sums", "0101", "--model", bad))
+
+
+def test_existing_run_is_not_overwritten(run_dir):
+    before = (run_dir / "model.safetensors").read_bytes()
+    assert_user_error(looped("train", "--out", run_dir, "--steps", "2"))
+    assert (run_dir / "model.safetensors").read_bytes() == before
