@@ -15,7 +15,7 @@ from .model import ATTENTIONS, INITS, OUTER_NORMS, RECALLS, ConfigError
 from .runs import RunError
 from .tasks import TASKS, InputError
 
-USER_ERRORS = (InputError, ConfigError, RunError, LimitError, FloatingPointError)
+USER_ERRORS = (InputError, ConfigError, RunError, LimitError, FloatingPointError, OSError)
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 
 
