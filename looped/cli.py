@@ -82,6 +82,17 @@ def build_parser() -> Parser:
     e.add_argument("--device", default="auto")
     e.add_argument("--quiet", action="store_true")
 
+    a = sub.add_parser("analyze", help="fixed-point stability: reachability, input-dependence, geometry")
+    a.add_argument("run", type=Path)
+    a.add_argument("--split", default=None, help="default: the task's training split")
+    a.add_argument("--n", type=int, default=16, help="examples to analyze")
+    a.add_argument("--max-iter", type=int, default=500)
+    a.add_argument("--tol", type=float, default=1e-5, help="relative-residual tolerance of the solver")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--out", type=Path, default=None, help="default: RUN/analysis")
+    a.add_argument("--json", action="store_true", help="print the JSON result on stdout")
+    a.add_argument("--device", default="auto")
+
     s = sub.add_parser("solve", help="solve your own input with a trained model")
     s.add_argument("task", choices=sorted(TASKS))
     s.add_argument("input", nargs="?", help="one input, e.g. a bit string")
@@ -145,6 +156,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from .analyze import analyze_run, verdict_lines, write_report
+
+    for name in ("n", "max_iter"):
+        if getattr(args, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be positive")
+    if not args.tol > 0:
+        raise InputError("--tol must be positive")
+    result = analyze_run(args.run, args.split, args.n, args.max_iter, args.tol, args.seed, args.device)
+    out = args.out if args.out is not None else Path(args.run) / "analysis"
+    write_report(result, out)
+    for line in verdict_lines(result):
+        print(line, file=sys.stderr if args.json else sys.stdout)
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
 def cmd_solve(args: argparse.Namespace) -> int:
     from .report import solve_command
 
@@ -165,7 +194,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "solve": cmd_solve}
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "analyze": cmd_analyze, "solve": cmd_solve}
 
 
 if __name__ == "__main__":

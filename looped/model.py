@@ -127,28 +127,29 @@ class LocalAttention(nn.Module):
     each side (bidirectional), with a learned bias per head and relative offset.
 
     A token does not attend to itself: its own state is already in the residual stream, and
-    leaving it out keeps the neighbours' information from being averaged with it. A per-head
-    "sink" slot with a learned logit and a zero value lets a token attend to nothing (the first
-    token has no predecessor). Cost is ``O(L * window)``; there are no absolute positions, so
-    any length works.
+    leaving it out keeps the neighbours' information from being averaged with it. Queries and keys
+    are RMS-normalized per head (QK-norm), which bounds the attention logits and keeps training
+    from saturating the softmax. A token with no neighbour (the first, when causal) reads zero.
+    Cost is ``O(L * window)``; there are no absolute positions, so any length works.
     """
 
     def __init__(self, cfg: LoopedConfig):
         super().__init__()
         self.n_heads, self.causal, self.window = cfg.n_heads, cfg.causal, cfg.window
-        w = cfg.window
+        w, dh = cfg.window, cfg.d_model // cfg.n_heads
         # offsets -w..0 (causal) or -w..w; offset 0 (the token itself) is always masked
         self.register_buffer("offsets", torch.arange(-w, 1 if cfg.causal else w + 1), persistent=False)
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.q_norm, self.k_norm = nn.RMSNorm(dh), nn.RMSNorm(dh)
         self.out = nn.Linear(cfg.d_model, cfg.d_model)
         self.rel_bias = nn.Parameter(torch.zeros(cfg.n_heads, len(self.offsets)))
-        self.sink = nn.Parameter(torch.zeros(cfg.n_heads))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """Args: h (B, L, d). Returns: (B, L, d)."""
         B, L, d = h.shape
         H, dh, w = self.n_heads, d // self.n_heads, self.window
         q, k, v = self.qkv(h).view(B, L, 3, H, dh).unbind(2)  # each (B, L, H, dh)
+        q, k = self.q_norm(q), self.k_norm(k)
         pad = (0, 0, 0, 0, w, 0 if self.causal else w)
         kp, vp = F.pad(k, pad), F.pad(v, pad)  # position i + offset lives at padded index i + offset + w
         shifts = [int(o) + w for o in self.offsets.tolist()]
@@ -156,9 +157,10 @@ class LocalAttention(nn.Module):
         scores = scores / math.sqrt(dh) + self.rel_bias
         pos = torch.arange(L, device=h.device)[:, None] + self.offsets[None, :]
         invalid = (pos < 0) | (pos >= L) | (self.offsets == 0)[None, :]  # (L, S)
-        scores = scores.masked_fill(invalid[:, None, :], float("-inf"))
-        sink = self.sink.view(1, 1, H, 1).expand(B, L, H, 1)
-        att = torch.cat([scores, sink], dim=-1).softmax(dim=-1)  # the sink's value is zero
+        # offset 0 is never attended; where a row has no valid key it holds a zero-value slot instead
+        empty = invalid.all(dim=1, keepdim=True) & (self.offsets == 0)[None, :]
+        scores = scores.masked_fill((invalid & ~empty)[:, None, :], float("-inf"))
+        att = scores.softmax(dim=-1)
         y = sum(att[..., j, None] * vp[:, s : s + L] for j, s in enumerate(shifts) if s != w)
         return self.out(y.reshape(B, L, d))
 

@@ -262,8 +262,9 @@ class Trainer:
             row = {"step": self.step, "loss": loss, "grad_norm": grad_norm, "lr": self.opt.param_groups[0]["lr"],
                    "elapsed_s": round(self.elapsed, 3)}
             if self.step % cfg.eval_every == 0 or self.progress() >= 1.0:
-                row["train_acc"] = quick_accuracy(
-                    self.model, self.task, (cfg.train_splits or self.task.train_splits)[-1], cfg.eval_size, cfg.train_iters, self.device
+                row["train_acc"] = quick_accuracy(  # at 2N iterations: can it solve training inputs at all
+                    self.model, self.task, (cfg.train_splits or self.task.train_splits)[-1], cfg.eval_size,
+                    2 * cfg.train_iters, self.device,
                 )
                 bar.set_postfix(loss=f"{loss:.4f}", acc=f"{row['train_acc']:.3f}")
             self.metrics.append(row)

@@ -1,0 +1,50 @@
+"""Fixed-point stability toolkit for any looped map ``F(h, x) -> h_next`` over batched tensors.
+
+>>> from looped import stability
+>>> res = stability.solve(F, h0, x, max_iter=500, tol=1e-5)   # res.h, res.converged, res.steps, res.residuals
+>>> rho = stability.spectral_radius(F, res.h, x)              # (B,) spectral radius of dF/dh
+>>> sens = stability.sensitivity(F, res.h, x)                 # (B,) ||(I - J_h)^-1 J_x v||
+
+``F`` maps batched tensors (batch first) and must treat samples independently. For a
+``LoopedTransformer``, ``stability.from_model(model, tokens)`` gives ``(F, h0, x)``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .analysis import (
+    AutonomyReport,
+    BackwardReport,
+    BasinReport,
+    autonomy_check,
+    backward_stability,
+    basins,
+    condition_number,
+    count_distinct,
+    decay_rate,
+    lipschitz,
+    unrolled_gradient_growth,
+)
+from .linalg import autodiff_safe, dense_jacobian, gmres, jacobian_norm, jvp_h, jvp_x, sensitivity, spectral_radius, vjp_h
+from .solver import SolveResult, solve
+
+
+def from_model(model, tokens: torch.Tensor, positions: torch.Tensor | None = None):
+    """Adapter for ``LoopedTransformer``: returns ``(F, h0, x)`` with ``F = model.step``.
+
+    Args: tokens (B, L). Returns F: (B, L, d) x (B, L, d) -> (B, L, d), h0 (B, L, d) and the embedded
+    input x (B, L, d). Sensitivities are with respect to the input embedding.
+    """
+    with torch.no_grad():
+        x = model.embed_input(tokens, positions)
+        h0 = model.initial_state(x)
+    return model.step, h0, x
+
+
+__all__ = [
+    "AutonomyReport", "BackwardReport", "BasinReport", "SolveResult", "autodiff_safe", "autonomy_check",
+    "backward_stability", "basins", "condition_number", "count_distinct", "decay_rate", "dense_jacobian",
+    "from_model", "gmres", "jacobian_norm", "jvp_h", "jvp_x", "lipschitz", "sensitivity", "solve",
+    "spectral_radius", "unrolled_gradient_growth", "vjp_h",
+]

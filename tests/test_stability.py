@@ -1,0 +1,231 @@
+"""The stability toolkit against analytic cases and dense float64 references."""
+
+import math
+
+import pytest
+import torch
+
+from looped import stability
+from looped.model import LoopedConfig, LoopedTransformer
+
+torch.set_default_dtype(torch.float32)
+
+
+def rotation_block(r, theta):
+    return r * torch.tensor([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]], dtype=torch.float64)
+
+
+def linear_map(A, C):
+    """F(h, x) = h A^T + x C^T for batched vectors; J_h = A, J_x = C."""
+    return lambda h, x: h @ A.T + x @ C.T
+
+
+def random_orthogonal(n, seed):
+    g = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+    return q
+
+
+def matrix_with_spectrum(blocks, n, seed):
+    """Q D Q^T with D block diagonal (2x2 rotation blocks or scalars), padded with small values."""
+    D = torch.zeros(n, n, dtype=torch.float64)
+    i = 0
+    for b in blocks:
+        b = torch.as_tensor(b, dtype=torch.float64).reshape(-1, 1) if not torch.is_tensor(b) or b.dim() < 2 else b
+        k = b.shape[0]
+        D[i : i + k, i : i + k] = b
+        i += k
+    g = torch.Generator().manual_seed(seed + 1)
+    D[i:, i:] = torch.diag(0.5 * torch.rand(n - i, generator=g, dtype=torch.float64))
+    Q = random_orthogonal(n, seed)
+    return Q @ D @ Q.T
+
+
+@pytest.mark.parametrize("n", [6, 40])
+def test_spectral_radius_of_a_dominant_complex_pair(n):
+    A = matrix_with_spectrum([rotation_block(0.9, 0.7)], n, seed=n)
+    F = linear_map(A, torch.eye(n, dtype=torch.float64))
+    h = torch.zeros(3, n, dtype=torch.float64)
+    rho = stability.spectral_radius(F, h, h)
+    assert torch.allclose(rho, torch.full((3,), 0.9, dtype=torch.float64), rtol=0.01)
+    # a plain Rayleigh quotient would be fooled: check that the pair really is complex
+    ev = torch.linalg.eigvals(A)
+    assert ev.abs().max().item() == pytest.approx(0.9, rel=1e-9) and ev[ev.abs().argmax()].imag.abs() > 0.5
+
+
+@pytest.mark.parametrize("spectrum", [[0.95], [1.3], [-0.8]])
+def test_spectral_radius_of_real_spectra(spectrum):
+    n = 30
+    A = matrix_with_spectrum([torch.tensor([[s]]) for s in spectrum], n, seed=3)
+    F = linear_map(A, torch.eye(n, dtype=torch.float64))
+    h = torch.zeros(2, n, dtype=torch.float64)
+    expected = torch.linalg.eigvals(A).abs().max().item()
+    assert stability.spectral_radius(F, h, h).tolist() == pytest.approx([expected] * 2, rel=0.01)
+
+
+def tanh_net(n, m, seed, gain=1.5):
+    g = torch.Generator().manual_seed(seed)
+    W = gain * torch.randn(n, n, generator=g, dtype=torch.float64) / math.sqrt(n)
+    U = torch.randn(n, m, generator=g, dtype=torch.float64) / math.sqrt(m)
+    return lambda h, x: torch.tanh(h @ W.T + x @ U.T), W, U
+
+
+def dense_J(F, h, x):
+    return torch.stack([torch.autograd.functional.jacobian(lambda s: F(s[None], x[b : b + 1])[0], h[b]) for b in range(h.shape[0])])
+
+
+@pytest.mark.parametrize("gain", [0.8, 1.5])
+def test_rho_and_norm_match_dense_jacobian_on_tanh_networks(gain):
+    F, _, _ = tanh_net(24, 5, seed=1, gain=gain)
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(4, 5, generator=g, dtype=torch.float64)
+    h = torch.randn(4, 24, generator=g, dtype=torch.float64) * 0.5
+    J = dense_J(F, h, x)
+    rho_ref = torch.linalg.eigvals(J).abs().amax(1)
+    norm_ref = torch.linalg.matrix_norm(J, ord=2)
+    torch.testing.assert_close(stability.spectral_radius(F, h, x), rho_ref, rtol=0.01, atol=0)
+    torch.testing.assert_close(stability.jacobian_norm(F, h, x), norm_ref, rtol=0.01, atol=0)
+
+
+def test_ift_sensitivity_matches_dense_solve_and_finite_differences():
+    F, _, _ = tanh_net(16, 6, seed=4, gain=0.7)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(3, 6, generator=g, dtype=torch.float64)
+    res = stability.solve(F, torch.zeros(3, 16, dtype=torch.float64), x, max_iter=2000, tol=1e-14)
+    assert res.converged.all()
+    v = torch.randn(3, 6, generator=g, dtype=torch.float64)
+    sens = stability.sensitivity(F, res.h, x, v)
+    J = dense_J(F, res.h, x)
+    Jx = torch.stack([torch.autograd.functional.jacobian(lambda u: F(res.h[b : b + 1], u[None])[0], x[b]) for b in range(3)])
+    exact = torch.linalg.solve(torch.eye(16, dtype=torch.float64) - J, (Jx @ v[..., None])).squeeze(-1).norm(dim=1)
+    assert ((sens - exact).abs() / exact).max() < 1e-6
+    eps = 1e-6
+    moved = stability.solve(F, res.h, x + eps * v, max_iter=2000, tol=1e-14).h
+    fd = (moved - res.h).norm(dim=1) / eps
+    torch.testing.assert_close(sens, fd, rtol=1e-4, atol=0)
+
+
+def test_sensitivity_uses_gmres_when_rho_exceeds_one():
+    n = 12
+    A = matrix_with_spectrum([torch.tensor([[1.4]]), rotation_block(1.1, 0.3)], n, seed=9)
+    F = linear_map(A, torch.eye(n, dtype=torch.float64))
+    h = torch.zeros(2, n, dtype=torch.float64)
+    v = torch.randn(2, n, dtype=torch.float64)
+    exact = torch.linalg.solve(torch.eye(n, dtype=torch.float64) - A, v.T).T.norm(dim=1)
+    torch.testing.assert_close(stability.sensitivity(F, h, h, v), exact, rtol=1e-6, atol=0)
+
+
+def test_a_map_that_ignores_x_has_zero_sensitivity_and_fails_the_autonomy_check():
+    W = 0.5 * random_orthogonal(8, 0)
+    F = lambda h, x: torch.tanh(h @ W.T) + 0.1  # noqa: E731
+    x = torch.randn(5, 8, dtype=torch.float64)
+    h0 = torch.zeros(5, 8, dtype=torch.float64)
+    res = stability.solve(F, h0, x, tol=1e-12, max_iter=1000)
+    assert (stability.sensitivity(F, res.h, x) == 0).all()
+    report = stability.autonomy_check(F, h0, x)
+    assert not report.input_dependent and report.distinct == 1
+
+
+def test_a_map_with_recall_passes_the_autonomy_check():
+    F, _, _ = tanh_net(8, 8, seed=0, gain=0.5)
+    x = torch.randn(5, 8, dtype=torch.float64)
+    report = stability.autonomy_check(F, torch.zeros(5, 8, dtype=torch.float64), x)
+    assert report.input_dependent and report.distinct == 5
+
+
+def test_divergent_and_nan_maps_are_unreachable_without_exceptions():
+    x = torch.zeros(3, 4, dtype=torch.float64)
+    h0 = torch.ones(3, 4, dtype=torch.float64)
+    res = stability.solve(lambda h, x: 2.0 * h + 1.0, h0, x, max_iter=300)
+    assert not res.reachable.any() and not res.converged.any()
+    assert torch.isfinite(res.h).all()
+    nan_map = lambda h, x: torch.where(torch.arange(3)[:, None] == 1, h * torch.nan, 0.5 * h)  # noqa: E731
+    res = stability.solve(nan_map, h0, x, max_iter=200, tol=1e-8)
+    assert res.reachable.tolist() == [True, False, True]
+    assert res.finite.tolist() == [True, False, True]
+
+
+def test_solver_reports_per_sample_steps_and_stops_early():
+    # h <- a h with a per-sample contraction factor: residual (1-a) a^k ||h0|| / (a^{k+1} ||h0||)... shrinks at rate a
+    a = torch.tensor([0.5, 0.9], dtype=torch.float64)[:, None]
+    F = lambda h, x: a * h + x  # noqa: E731
+    x = torch.ones(2, 3, dtype=torch.float64)
+    res = stability.solve(F, torch.zeros(2, 3, dtype=torch.float64), x, max_iter=1000, tol=1e-8)
+    assert res.converged.all()
+    assert res.steps[0] < res.steps[1]
+    assert res.residuals.shape[1] == int(res.steps.max())  # stopped when the slower one converged
+    torch.testing.assert_close(res.h, x / (1 - a), rtol=1e-7, atol=0)
+    rate = stability.decay_rate(res)
+    torch.testing.assert_close(rate, a.squeeze(1), rtol=1e-3, atol=0)
+
+
+def test_anderson_converges_faster_than_plain_iteration():
+    F, _, _ = tanh_net(20, 4, seed=3, gain=0.95)
+    x = torch.randn(4, 4, dtype=torch.float64)
+    h0 = torch.zeros(4, 20, dtype=torch.float64)
+    plain = stability.solve(F, h0, x, max_iter=2000, tol=1e-10)
+    anderson = stability.solve(F, h0, x, max_iter=2000, tol=1e-10, method="anderson")
+    assert anderson.converged.all() and plain.converged.all()
+    assert anderson.steps.max() < plain.steps.max()
+    torch.testing.assert_close(anderson.h, plain.h, rtol=1e-7, atol=1e-9)
+
+
+def test_condition_number_dense_matches_numpy_and_estimate_is_close():
+    n = 30
+    A = matrix_with_spectrum([torch.tensor([[0.9]])], n, seed=11)
+    F = linear_map(A, torch.eye(n, dtype=torch.float64))
+    h = torch.zeros(2, n, dtype=torch.float64)
+    s = torch.linalg.svdvals(torch.eye(n, dtype=torch.float64) - A)
+    exact, is_exact = stability.condition_number(F, h, h)
+    assert is_exact
+    torch.testing.assert_close(exact, (s[0] / s[-1]).expand(2), rtol=1e-9, atol=0)
+    est, is_exact = stability.condition_number(F, h, h, dense_limit=10, k=30)
+    assert not is_exact
+    torch.testing.assert_close(est, exact, rtol=0.02, atol=0)
+
+
+def test_backward_stability_separates_contractive_from_expansive_maps():
+    n = 10
+    good = linear_map(matrix_with_spectrum([torch.tensor([[0.8]])], n, seed=1), torch.eye(n, dtype=torch.float64))
+    bad = linear_map(matrix_with_spectrum([torch.tensor([[1.2]])], n, seed=1), torch.eye(n, dtype=torch.float64))
+    h = torch.zeros(2, n, dtype=torch.float64)
+    g = stability.backward_stability(good, h, h, unroll=20)
+    b = stability.backward_stability(bad, h, h, unroll=20)
+    assert g.converged.all() and not b.converged.any()
+    assert (g.unrolled_growth < 1).all() and (b.unrolled_growth > 1).all()
+
+
+def test_lipschitz_of_a_linear_fixed_point_map():
+    n = 6
+    A = 0.5 * random_orthogonal(n, 2)
+    F = linear_map(A, torch.eye(n, dtype=torch.float64))
+    x = torch.randn(2, n, dtype=torch.float64)
+    h = stability.solve(F, torch.zeros(2, n, dtype=torch.float64), x, tol=1e-13, max_iter=500).h
+    lip = stability.lipschitz(F, h, x, directions=8)
+    top = torch.linalg.matrix_norm(torch.linalg.inv(torch.eye(n, dtype=torch.float64) - A), ord=2)
+    assert (lip <= top * 1.001).all() and (lip > 0.3 * top).all()
+
+
+def test_basins_agree_for_a_contraction():
+    F, _, _ = tanh_net(8, 3, seed=0, gain=0.5)
+    x = torch.randn(3, 3, dtype=torch.float64)
+    rep = stability.basins(F, torch.randn(3, 8, dtype=torch.float64), x, trials=3, tol=1e-10)
+    assert rep.same_basin.all()
+
+
+def test_count_distinct_with_residual_scaled_tolerance():
+    pts = torch.tensor([[0.0, 0.0], [1e-4, 0.0], [1.0, 0.0], [1.0, 1e-9]], dtype=torch.float64)
+    assert stability.count_distinct(pts, torch.full((4,), 1e-3)) == 2
+    assert stability.count_distinct(pts, torch.full((4,), 1e-12)) == 3
+
+
+def test_works_through_transformer_attention_on_cpu():
+    model = LoopedTransformer(LoopedConfig(d_model=16, n_heads=2, attention="full", causal=False, vocab_size=3,
+                                           position_sizes=(6,))).double().eval()
+    tokens = torch.randint(0, 3, (2, 6))
+    F, h0, x = stability.from_model(model, tokens, torch.arange(6)[:, None])
+    res = stability.solve(F, h0, x, max_iter=300, tol=1e-8)
+    rho = stability.spectral_radius(F, res.h, x, k=20)
+    sens = stability.sensitivity(F, res.h, x)
+    assert rho.shape == (2,) and torch.isfinite(rho).all()
+    assert torch.isfinite(sens).all()
