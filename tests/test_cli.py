@@ -133,3 +133,21 @@ def test_existing_run_is_not_overwritten(run_dir):
     before = (run_dir / "model.safetensors").read_bytes()
     assert_user_error(looped("train", "--out", run_dir, "--steps", "2"))
     assert (run_dir / "model.safetensors").read_bytes() == before
+
+
+def test_analyze_writes_verdicts_json_markdown_and_plots(run_dir, tmp_path):
+    proc = looped("analyze", run_dir, "--n", "4", "--max-iter", "60", "--out", tmp_path, "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert set(result["verdicts"]) == {"reachable", "input_dependent", "smooth_and_backprop_stable"}
+    verdict_lines = [ln for ln in proc.stderr.splitlines() if ln.split("?")[0] in
+                     ("reachable", "input-dependent", "smooth and backprop-stable")]
+    assert len(verdict_lines) == 3
+    for name in ("analysis.json", "analysis.md", "residuals.png", "rho.png", "sensitivity.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    assert "NaN" not in (tmp_path / "analysis.json").read_text()
+
+
+def test_analyze_rejects_bad_arguments(run_dir):
+    assert_user_error(looped("analyze", run_dir, "--n", "0"))
+    assert_user_error(looped("analyze", run_dir, "--split", "banana"))
