@@ -139,6 +139,7 @@ class LocalAttention(nn.Module):
         w, dh = cfg.window, cfg.d_model // cfg.n_heads
         # offsets -w..0 (causal) or -w..w; offset 0 (the token itself) is always masked
         self.register_buffer("offsets", torch.arange(-w, 1 if cfg.causal else w + 1), persistent=False)
+        self.shifts = [int(o) + w for o in self.offsets.tolist()]  # index of each offset in the padded keys
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.q_norm, self.k_norm = nn.RMSNorm(dh), nn.RMSNorm(dh)
         self.out = nn.Linear(cfg.d_model, cfg.d_model)
@@ -152,7 +153,7 @@ class LocalAttention(nn.Module):
         q, k = self.q_norm(q), self.k_norm(k)
         pad = (0, 0, 0, 0, w, 0 if self.causal else w)
         kp, vp = F.pad(k, pad), F.pad(v, pad)  # position i + offset lives at padded index i + offset + w
-        shifts = [int(o) + w for o in self.offsets.tolist()]
+        shifts = self.shifts
         scores = torch.stack([(q * kp[:, s : s + L]).sum(-1) for s in shifts], dim=-1)  # (B, L, H, S)
         scores = scores / math.sqrt(dh) + self.rel_bias
         pos = torch.arange(L, device=h.device)[:, None] + self.offsets[None, :]
@@ -293,6 +294,7 @@ class LoopedTransformer(nn.Module):
         positions: torch.Tensor | None = None,
         logits_at: list[int] | None = None,
         track_residuals: bool = False,
+        generator: torch.Generator | None = None,
     ) -> LoopOutput:
         """Run ``iterations`` steps from ``state`` (or from ``h_0``).
 
@@ -303,11 +305,12 @@ class LoopedTransformer(nn.Module):
             positions: (L, P) categorical position features, for ``attention='full'`` tasks.
             logits_at: iterations (1..T, or 0) at which to return logits; default ``[T]``.
             track_residuals: also return the relative residual of every step.
+            generator: random source of ``h_0`` when ``init='random'``.
         Returns:
             ``LoopOutput``. Only the current state is kept, so thousands of iterations fit in memory.
         """
         x_emb = self.embed_input(tokens, positions)
-        h = self.initial_state(x_emb) if state is None else state
+        h = self.initial_state(x_emb, generator) if state is None else state
         wanted = set([iterations] if logits_at is None else logits_at)
         logits, residuals = {}, []
         if 0 in wanted:

@@ -18,8 +18,8 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from .model import ConfigError, LoopedConfig, LoopedTransformer
 from .tasks import InputError, Task, get_task
@@ -69,13 +69,17 @@ def write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[s
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
-def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+def read_tensors(path: Path, with_metadata: bool = False):
+    """Tensors of a safetensors file (and its string metadata if asked). Never unpickles."""
     if not Path(path).is_file():
         raise RunError(f"missing weights file {path}")
     try:
-        return load_file(str(path))
+        with safe_open(str(path), "pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            meta = f.metadata() or {}
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise RunError(f"cannot read {path}: not a valid safetensors file ({str(e).splitlines()[0]})") from None
+    return (tensors, meta) if with_metadata else tensors
 
 
 def read_config(run: Path) -> dict:

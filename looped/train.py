@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import runs
+from .evaluate import EVAL_SEED_BASE
 from .model import ConfigError, LoopedConfig, LoopedTransformer
 from .tasks import IGNORE_INDEX, Batch, Task, get_task
 
@@ -94,17 +95,25 @@ def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def progressive_loss(
-    model: LoopedTransformer, batch: Batch, n: int, k: int, total: int, alpha: float
+    model: LoopedTransformer, batch: Batch, n: int, k: int, total: int, alpha: float,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """The loss of one batch; see the module docstring. ``n`` no-grad steps, then ``k`` with grad."""
+    """The loss of one batch; see the module docstring. ``n`` no-grad steps, then ``k`` with grad.
+
+    With ``n = 0`` the gradient segment starts at ``h_0`` itself, so the input embedding gets a
+    gradient even when ``recall='none'``. ``generator`` draws ``h_0`` when ``init='random'``.
+    """
+    h0 = model.initial_state(model.embed_input(batch.inputs, batch.positions), generator)
     loss = torch.zeros((), device=batch.inputs.device)
     if alpha > 0:
-        with torch.no_grad():
-            prefix = model(batch.inputs, n, positions=batch.positions, logits_at=[]).state
-        out = model(batch.inputs, k, state=prefix.detach(), positions=batch.positions)
+        start = h0
+        if n > 0:
+            with torch.no_grad():
+                start = model(batch.inputs, n, state=h0.detach(), positions=batch.positions, logits_at=[]).state
+        out = model(batch.inputs, k, state=start, positions=batch.positions)
         loss = loss + alpha * loss_fn(out.logits[k], batch.targets)
     if alpha < 1:
-        out = model(batch.inputs, total, positions=batch.positions)
+        out = model(batch.inputs, total, state=h0, positions=batch.positions)
         loss = loss + (1 - alpha) * loss_fn(out.logits[total], batch.targets)
     return loss
 
@@ -131,9 +140,10 @@ def batch_seed(seed: int, step: int) -> int:
 
 @torch.no_grad()
 def quick_accuracy(model: LoopedTransformer, task: Task, split_name: str, n: int, iters: int, device) -> float:
-    batch = task.generate(task.split(split_name), n, seed=987_654).to(device)
+    batch = task.generate(task.split(split_name), n, seed=EVAL_SEED_BASE - 1).to(device)
     model.eval()
-    out = model(batch.inputs, iters, positions=batch.positions)
+    gen = torch.Generator(device).manual_seed(0)
+    out = model(batch.inputs, iters, positions=batch.positions, generator=gen)
     model.train()
     return task.score(out.logits[iters].argmax(-1), batch.targets).float().mean().item()
 
@@ -180,28 +190,23 @@ class Trainer:
         if not path.exists():
             self.step, self.elapsed, self.metrics = 0, 0.0, []
             return
-        tensors = runs.read_tensors(path)
-        from safetensors import safe_open
-
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
+        tensors, meta = runs.read_tensors(path, with_metadata=True)
         try:
             self.step, self.elapsed = int(meta["step"]), float(meta["elapsed"])
             opt_steps = json.loads(meta["opt_steps"])
-        except (KeyError, ValueError) as e:
-            raise runs.RunError(f"{path} lacks training state ({e})") from None
-        model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-        try:
+            model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
             self.model.load_state_dict(model_state)
+            for name, p in self.model.named_parameters():
+                if name in opt_steps:  # parameters that never had a gradient have no optimizer state
+                    self.opt.state[p] = {
+                        "step": torch.tensor(float(opt_steps[name])),
+                        "exp_avg": tensors[f"exp_avg.{name}"].to(self.device),
+                        "exp_avg_sq": tensors[f"exp_avg_sq.{name}"].to(self.device),
+                    }
+        except (KeyError, ValueError, TypeError) as e:
+            raise runs.RunError(f"{path} lacks training state ({e})") from None
         except RuntimeError as e:
             raise runs.RunError(f"{path} does not match the run config: {str(e).splitlines()[0]}") from None
-        names = dict(self.model.named_parameters())
-        for name, p in names.items():
-            self.opt.state[p] = {
-                "step": torch.tensor(float(opt_steps[name])),
-                "exp_avg": tensors[f"exp_avg.{name}"].to(self.device),
-                "exp_avg_sq": tensors[f"exp_avg_sq.{name}"].to(self.device),
-            }
         self.metrics = [m for m in runs.read_metrics(self.out) if m.get("step", 0) <= self.step]
 
     def save(self) -> None:
@@ -236,7 +241,8 @@ class Trainer:
         n, k = draw_depths(cfg.seed, self.step, cfg.train_iters)
         for group in self.opt.param_groups:
             group["lr"] = lr_at(cfg, self.step, self.progress())
-        loss = progressive_loss(self.model, batch, n, k, cfg.train_iters, cfg.alpha)
+        gen = torch.Generator(self.device).manual_seed(batch_seed(cfg.seed, self.step))
+        loss = progressive_loss(self.model, batch, n, k, cfg.train_iters, cfg.alpha, gen)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"non-finite loss at step {self.step}; the last good checkpoint in {self.out} is kept"

@@ -1,24 +1,45 @@
 #!/usr/bin/env bash
-# The prefix-sums study of docs/results/prefix_sums.md: six variants (one seed each) plus two more
-# seeds of internal recall + LayerNorm, 12 minutes each on a 2-core CPU, two runs at a time with
-# one thread each; then evaluation. Takes about 2 hours. Usage: bash scripts/prefix_sums_study.sh [OUT]
+# The prefix-sums study of docs/results/prefix_sums.md.
+# Six variants {none,input,internal} x {outer norm none,layernorm} with seed 0, plus seeds 1 and 2 of
+# internal recall + LayerNorm; 10 minutes each on a 2-core CPU, two runs at a time with one thread
+# each. Then evaluation and stability analysis. About 2 hours in all.
+# Usage: bash scripts/prefix_sums_study.sh [OUT]   (default OUT=runs; finished steps are skipped)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs}
 mkdir -p "$OUT"
+export OMP_NUM_THREADS=1
+
 train() {  # recall norm seed
   local run="$OUT/ps-$1-$2-s$3"
-  [ -f "$run/model.safetensors" ] && [ -f "$run/.done" ] && return
-  OMP_NUM_THREADS=1 looped train --task prefix-sums --recall "$1" --outer-norm "$2" --minutes 12 --seed "$3" \
-    --out "$run" --compile --quiet $( [ -f "$run/config.json" ] && echo --resume ) && touch "$run/.done"
+  [ -f "$run/.done" ] && return
+  local resume=""
+  [ -f "$run/config.json" ] && resume="--resume"
+  looped train --task prefix-sums --recall "$1" --outer-norm "$2" --minutes 10 --seed "$3" --out "$run" \
+    --compile --quiet $resume
+  touch "$run/.done"
 }
-queue_a() { train internal layernorm 0; train internal layernorm 1; train internal layernorm 2; train input none 0; }
-queue_b() { train input layernorm 0; train none layernorm 0; train none none 0; train internal none 0; }
-queue_a & queue_b & wait
-for run in "$OUT"/ps-*-s0 "$OUT"/ps-internal-layernorm-s1 "$OUT"/ps-internal-layernorm-s2; do
-  looped eval "$run" --lengths 32,512,1024 --n 1000 --max-iters 640 --compile --quiet --json > "$run/eval-1000.json"
+evaluate() {  # run kind
+  local run="$OUT/$1" args
+  [ -s "$run/eval-$2.json" ] && return
+  case $2 in
+    main) args="--lengths 32,512 --n 1000 --max-iters 500" ;;   # best config: curve to ~2x the best iteration
+    long) args="--lengths 1024 --n 1000 --max-iters 560" ;;
+    tenk) args="--lengths 512 --n 10000 --max-iters 280" ;;
+    var)  args="--lengths 32,512 --n 500 --max-iters 400" ;;    # the other variants
+  esac
+  looped eval "$run" $args --compile --quiet --json --out "$run/eval-$2" > "$run/eval-$2.json.tmp"
+  mv "$run/eval-$2.json.tmp" "$run/eval-$2.json"
+}
+
+{ train internal layernorm 0; train internal layernorm 1; train internal layernorm 2; train input none 0; } &
+{ train input layernorm 0; train none layernorm 0; train none none 0; train internal none 0; } &
+wait
+{ for s in 0 1 2; do evaluate ps-internal-layernorm-s$s main; evaluate ps-internal-layernorm-s$s long; done; } &
+{ for v in input-layernorm none-layernorm none-none internal-none input-none; do evaluate ps-$v-s0 var; done
+  evaluate ps-internal-layernorm-s0 tenk; } &
+wait
+for v in internal-layernorm input-layernorm none-layernorm none-none internal-none input-none; do
+  [ -s "$OUT/ps-$v-s0/analysis/analysis.json" ] || looped analyze "$OUT/ps-$v-s0" --n 16 > /dev/null
 done
-for run in "$OUT"/ps-internal-layernorm-s{0,1,2}; do
-  looped eval "$run" --lengths 512 --n 10000 --max-iters 320 --compile --quiet --out "$run/eval-10k" --json \
-    > "$run/eval-10k.json"
-done
+python scripts/prefix_sums_report.py "$OUT" docs/results

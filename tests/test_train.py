@@ -37,6 +37,17 @@ def test_no_grad_prefix_carries_no_gradient():
     assert model.embed.weight.grad is not None
 
 
+def test_with_no_prefix_the_gradient_reaches_the_embedding_without_recall():
+    model = LoopedTransformer(LoopedConfig(**SMALL, recall="none"))
+    task = get_task("prefix-sums")
+    batch = task.generate(task.split("8"), 4, 0)
+    progressive_loss(model, batch, n=0, k=3, total=5, alpha=1.0).backward()
+    assert model.embed.weight.grad.abs().sum() > 0
+    model.zero_grad(set_to_none=True)
+    progressive_loss(model, batch, n=2, k=3, total=5, alpha=1.0).backward()
+    assert model.embed.weight.grad is None  # recall='none' and a detached prefix: no path to the input
+
+
 def test_alpha_zero_runs_only_the_full_depth_pass():
     model = LoopedTransformer(LoopedConfig(**SMALL))
     calls = []
@@ -73,9 +84,10 @@ def test_training_is_deterministic_by_seed(tmp_path):
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
 
 
-def test_resume_continues_to_the_same_weights_and_metrics(tmp_path):
-    Trainer(tmp_path / "full", small_train(steps=12), LoopedConfig(**SMALL), resume=False).run(show_progress=False)
-    interrupted = Trainer(tmp_path / "part", small_train(steps=12), LoopedConfig(**SMALL), resume=False)
+@pytest.mark.parametrize("variant", [dict(recall="internal"), dict(recall="none", init="random", outer_norm="rmsnorm")])
+def test_resume_continues_to_the_same_weights_and_metrics(tmp_path, variant):
+    Trainer(tmp_path / "full", small_train(steps=12), LoopedConfig(**SMALL, **variant), resume=False).run(show_progress=False)
+    interrupted = Trainer(tmp_path / "part", small_train(steps=12), LoopedConfig(**SMALL, **variant), resume=False)
     real_step = interrupted.train_step
 
     def crash_at_step_8():
