@@ -49,7 +49,8 @@ def analyze_run(run: Path, split: str | None, n: int, max_iter: int, tol: float,
     sp = task.split(split or task.train_splits[0])
     batch = task.generate(sp, n, seed=EVAL_SEED_BASE + seed)
     dev = next(model.parameters()).device
-    F, h0, x = stability.from_model(model, batch.inputs.to(dev), task.positions(batch.inputs.shape[1]))
+    positions = task.positions(batch.inputs.shape[1])
+    F, h0, x = stability.from_model(model, batch.inputs.to(dev), None if positions is None else positions.to(dev))
     res = stability.solve(F, h0, x, max_iter=max_iter, tol=tol)
     h = res.h
     rho = stability.spectral_radius(F, h, x)
@@ -67,7 +68,7 @@ def analyze_run(run: Path, split: str | None, n: int, max_iter: int, tol: float,
     accuracy = task.score(pred.cpu(), batch.targets).double().mean().item()
 
     reach_frac = res.reachable.double().mean().item()
-    reachable = reach_frac >= REACH_FRACTION and _median(rho) < 1
+    reachable = reach_frac >= REACH_FRACTION and _median(rho) < 1  # NaN compares False
     input_dep = auto.input_dependent and _median(sens) > MIN_SENSITIVITY and distinct >= DISTINCT_FRACTION * n
     back_frac = back.converged.double().mean().item()
     smooth = _median(lip) < MAX_LIPSCHITZ and _median(cond) < MAX_COND and back_frac >= REACH_FRACTION
@@ -83,15 +84,15 @@ def analyze_run(run: Path, split: str | None, n: int, max_iter: int, tol: float,
             "reachable_fraction": reach_frac,
             "median_steps": _median(res.steps[res.reachable].double()) if res.reachable.any() else None,
             "median_decay_rate": _finite_or_none(_median(stability.decay_rate(res))),
-            "rho_median": _median(rho),
-            "rho_max": float(rho.max()),
-            "jacobian_norm_median": _median(jnorm),
+            "rho_median": _finite_or_none(_median(rho)),
+            "rho_max": _finite_or_none(float(rho.max())),
+            "jacobian_norm_median": _finite_or_none(_median(jnorm)),
             "same_basin_fraction": basin.same_basin.double().mean().item(),
         },
         "input_dependence": {
             "sensitivity_median": _finite_or_none(_median(sens)),
             "autonomy_input_dependent": auto.input_dependent,
-            "autonomy_max_change": auto.max_change,
+            "autonomy_max_change": _finite_or_none(auto.max_change),
             "distinct_fixed_points": distinct,
             "distinct_fixed_points_fixed_h0": auto.distinct,
         },
@@ -104,7 +105,7 @@ def analyze_run(run: Path, split: str | None, n: int, max_iter: int, tol: float,
         },
         "verdicts": {"reachable": reachable, "input_dependent": input_dep, "smooth_and_backprop_stable": smooth},
         "traces": {"relative_residual": [[_finite_or_none(float(v)) for v in row] for row in res.relative]},
-        "per_sample": {"rho": rho.tolist(), "sensitivity": [_finite_or_none(float(v)) for v in sens]},
+        "per_sample": {"rho": [_finite_or_none(float(v)) for v in rho], "sensitivity": [_finite_or_none(float(v)) for v in sens]},
     }
 
 
@@ -114,9 +115,9 @@ def verdict_lines(r: dict) -> list[str]:
     yes = lambda b: "yes" if b else "no"  # noqa: E731
     return [
         f"reachable? {yes(v['reachable'])}: {a['reachable_fraction']:.0%} of samples reach residual {r['tol']:g} "
-        f"(need {REACH_FRACTION:.0%}); median rho(J_h) = {a['rho_median']:.3f} (need < 1)",
+        f"(need {REACH_FRACTION:.0%}); median rho(J_h) = {_fmt(a['rho_median'])} (need < 1)",
         f"input-dependent? {yes(v['input_dependent'])}: h* moves with x at fixed h0: {yes(i['autonomy_input_dependent'])} "
-        f"(max change {i['autonomy_max_change']:.2e}, need > {AGREE:g}); median sensitivity "
+        f"(max change {_fmt(i['autonomy_max_change'])}, need > {AGREE:g}); median sensitivity "
         f"{_fmt(i['sensitivity_median'])} (need > {MIN_SENSITIVITY:g}); {i['distinct_fixed_points']} distinct fixed points "
         f"for {r['n']} inputs (need >= {DISTINCT_FRACTION:.0%})",
         f"smooth and backprop-stable? {yes(v['smooth_and_backprop_stable'])}: median Lipschitz {_fmt(g['lipschitz_median'])} "
@@ -140,7 +141,7 @@ def write_report(r: dict, out: Path) -> None:
         for k, v in r[axis].items():
             lines.append(f"| {axis}.{k} | {v if not isinstance(v, float) else f'{v:.4g}'} |")
     lines += ["", "![residuals](residuals.png) ![rho](rho.png) ![sensitivity](sensitivity.png)", ""]
-    (out / "analysis.md").write_text("\n".join(lines))
+    runs.atomic_write(out / "analysis.md", lambda tmp: Path(tmp).write_text("\n".join(lines)))
     _plots(r, out)
 
 

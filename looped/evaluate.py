@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import torch
@@ -11,7 +12,7 @@ from .model import LoopedTransformer, relative_residual
 from .tasks import Batch, Task
 
 EVAL_SEED_BASE = 10**12  # evaluation data never shares a seed with training batches
-MAX_ELEMENTS = 2_000_000_000  # examples x length x iterations one eval call may cost
+MAX_ELEMENTS = int(os.environ.get("LOOPED_MAX_ELEMENTS", 2_000_000_000))  # examples x length x iterations per call
 
 
 class LimitError(ValueError):
@@ -102,7 +103,7 @@ def solve_inputs(
     """
     device = next(model.parameters()).device
     tokens = tokens.to(device)
-    x_emb = model.embed_input(tokens, positions)
+    x_emb = model.embed_input(tokens, None if positions is None else positions.to(device))
     h = model.initial_state(x_emb)
     B = tokens.shape[0]
     used = torch.full((B,), max_iters, dtype=torch.long)

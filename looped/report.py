@@ -38,8 +38,9 @@ def evaluate_run(
     parsed = [task.split(s) for s in (splits or task.eval_splits)]
     curves = []
     for split in parsed:
+        evaluate.check_budget(n, task.input_length(split), max_iters)
+    for split in parsed:
         batch = task.generate(split, n, seed=EVAL_SEED_BASE + seed)
-        evaluate.check_budget(n, batch.inputs.shape[1], max_iters)
         acc, res = evaluate.accuracy_curve(model, task, batch, max_iters, progress=progress)
         curves.append(Curve(split=split.name, n=n, accuracy=acc, residual=res))
     result = {

@@ -58,7 +58,7 @@ def atomic_write(path: Path, write) -> None:
 def write_json(path: Path, obj: dict) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2)
+            json.dump(obj, f, indent=2, allow_nan=False)
             f.write("\n")
 
     atomic_write(path, write)
@@ -107,7 +107,7 @@ def load_model(run: Path, device: str | torch.device = "cpu") -> tuple[LoopedTra
     try:
         task = get_task(cfg["task"])
         model = LoopedTransformer(LoopedConfig.from_dict(cfg["model"]))
-    except (ConfigError, InputError, TypeError) as e:
+    except (ConfigError, InputError, TypeError, ValueError) as e:
         raise RunError(f"{run / CONFIG}: {e}") from None
     state = read_tensors(run / WEIGHTS)
     try:
@@ -121,10 +121,7 @@ def read_metrics(run: Path) -> list[dict]:
     path = Path(run) / METRICS
     if not path.is_file():
         return []
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break  # a torn last line from a killed writer
-    return rows
+    try:
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunError(f"{path} is corrupt ({e})") from None

@@ -56,6 +56,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.steps is None and self.minutes is None:
             raise ConfigError("give a budget: --steps N or --minutes M")
+        if self.seed < 0:
+            raise ConfigError(f"seed must not be negative, got {self.seed}")
         if self.steps is not None and self.steps < 1:
             raise ConfigError(f"steps must be positive, got {self.steps}")
         if self.minutes is not None and not self.minutes > 0:
@@ -84,9 +86,18 @@ class TrainConfig:
 
 
 def pick_device(name: str) -> torch.device:
+    """``auto`` is CUDA when present, else CPU. Raises ``ConfigError`` for an unusable device."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
+        raise ConfigError(f"device {name!r} is not available on this machine")
+    if device.type not in ("cpu", "cuda"):
+        raise ConfigError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
+    return device
 
 
 def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -178,9 +189,14 @@ class Trainer:
 
     def _load_existing(self, override: TrainConfig) -> None:
         saved = runs.read_config(self.out)
-        self.task = get_task(saved["task"])
-        self.model_cfg = LoopedConfig.from_dict(saved["model"])
-        train = TrainConfig.from_dict(saved["train"])
+        if not isinstance(saved.get("train"), dict):
+            raise runs.RunError(f"{self.out} has no training config to resume (is it a shipped model?)")
+        try:
+            self.task = get_task(saved["task"])
+            self.model_cfg = LoopedConfig.from_dict(saved["model"])
+            train = TrainConfig.from_dict(saved["train"])
+        except (TypeError, ValueError) as e:
+            raise runs.RunError(f"{self.out / runs.CONFIG}: {e}") from None
         # A resumed run may be given a new budget; everything else stays as first configured.
         train.steps, train.minutes = override.steps, override.minutes
         self.cfg = TrainConfig.from_dict(asdict(train))

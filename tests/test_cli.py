@@ -1,6 +1,7 @@
 """CLI smoke runs: real subprocesses, real exit codes, no tracebacks."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -37,9 +38,11 @@ def test_train_writes_a_run_directory(run_dir):
 
 
 def test_train_resume_continues(run_dir, tmp_path):
-    proc = looped("train", "--out", run_dir, "--resume", "--steps", "9", "--quiet")
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    proc = looped("train", "--out", copy, "--resume", "--steps", "9", "--quiet")
     assert proc.returncode == 0, proc.stderr
-    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = [json.loads(line)["step"] for line in (copy / "metrics.jsonl").read_text().splitlines()]
     assert steps == list(range(1, 10))
 
 
@@ -100,6 +103,9 @@ def test_shipped_model_solves_without_model_flag():
         ("train", "--out", "/tmp/x", "--steps", "5", "--recall", "sideways"),
         ("train", "--out", "/tmp/x", "--steps", "5", "--bogus-flag"),
         ("eval", "/nonexistent/run"),
+        ("train", "--out", "/tmp/x", "--steps", "5", "--device", "bogus"),
+        ("train", "--out", "/tmp/x", "--steps", "5", "--device", "cuda:7"),
+        ("train", "--out", "/tmp/x", "--steps", "5", "--seed", "-1"),
         ("frobnicate",),
     ],
 )
@@ -117,6 +123,32 @@ def test_bad_line_in_a_file_names_the_line(run_dir, tmp_path):
 
 def test_eval_rejects_a_bad_length(run_dir):
     assert_user_error(looped("eval", run_dir, "--lengths", "32,abc", "--max-iters", "2"))
+
+
+def test_eval_refuses_work_beyond_the_limit_up_front(run_dir):
+    proc = looped("eval", run_dir, "--lengths", "100000", "--n", "100000", "--max-iters", "1000")
+    assert_user_error(proc)
+    assert "LOOPED_MAX_ELEMENTS" in proc.stderr
+
+
+def test_resuming_a_directory_without_training_state_is_refused(run_dir, tmp_path):
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    cfg = json.loads((run_dir / "config.json").read_text())
+    del cfg["train"]
+    (shipped / "config.json").write_text(json.dumps(cfg))
+    shutil.copy(run_dir / "model.safetensors", shipped)
+    assert_user_error(looped("train", "--out", shipped, "--resume", "--steps", "3"))
+
+
+def test_config_with_wrong_types_is_refused(run_dir, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(run_dir, bad)
+    cfg = json.loads((bad / "config.json").read_text())
+    cfg["model"]["d_model"] = "abc"
+    (bad / "config.json").write_text(json.dumps(cfg))
+    assert_user_error(looped("solve", "prefix-sums", "0101", "--model", bad))
+    assert_user_error(looped("train", "--out", bad, "--resume", "--steps", "8"))
 
 
 def test_corrupt_checkpoint_is_refused(run_dir, tmp_path):
@@ -145,7 +177,8 @@ def test_analyze_writes_verdicts_json_markdown_and_plots(run_dir, tmp_path):
     assert len(verdict_lines) == 3
     for name in ("analysis.json", "analysis.md", "residuals.png", "rho.png", "sensitivity.png"):
         assert (tmp_path / name).stat().st_size > 0
-    assert "NaN" not in (tmp_path / "analysis.json").read_text()
+    text = (tmp_path / "analysis.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
 
 
 def test_analyze_rejects_bad_arguments(run_dir):

@@ -109,11 +109,12 @@ def test_forward_continues_from_a_state():
     torch.testing.assert_close(model(x, 4, state=half).state, full)
 
 
-def test_random_init_is_seeded():
-    model = make(init="random")
-    x_emb = torch.zeros(2, 5, 16)
-    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
-    assert torch.equal(model.initial_state(x_emb, g1), model.initial_state(x_emb, g2))
+def test_random_init_is_seeded_through_forward():
+    model = make(init="random", recall="internal")
+    x = torch.randint(0, 2, (2, 5))
+    run = lambda seed: model(x, 3, generator=torch.Generator().manual_seed(seed)).state  # noqa: E731
+    assert torch.equal(run(1), run(1))
+    assert not torch.equal(run(1), run(2))
 
 
 def test_injection_reports_its_spectral_norm():

@@ -8,8 +8,6 @@ import torch
 from looped import stability
 from looped.model import LoopedConfig, LoopedTransformer
 
-torch.set_default_dtype(torch.float32)
-
 
 def rotation_block(r, theta):
     return r * torch.tensor([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]], dtype=torch.float64)

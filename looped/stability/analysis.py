@@ -25,7 +25,7 @@ def decay_rate(res: SolveResult, window: int = 20) -> torch.Tensor:
     A value below 1 is linear convergence at that rate per step. Returns (B,) float64 (NaN if < 2 steps).
     """
     out = torch.full((res.relative.shape[0],), math.nan, dtype=torch.float64)
-    for b, row in enumerate(res.relative):
+    for b, row in enumerate(res.relative.cpu()):
         vals = row[torch.isfinite(row) & (row > 0)][-window:]
         if len(vals) >= 2:
             out[b] = torch.exp((vals[-1].log() - vals[0].log()) / (len(vals) - 1))
@@ -49,7 +49,7 @@ def basins(F: Map, h0: torch.Tensor, x: torch.Tensor, trials: int = 4, max_iter:
     """Solve from ``h0`` and from ``trials - 1`` random states of the same scale; compare fixed points."""
     first = solve(F, h0, x, max_iter=max_iter, tol=tol).h
     scale = _bcast(_norm(h0) / math.sqrt(h0[0].numel()), h0)
-    spread = torch.zeros(h0.shape[0], dtype=torch.float64)
+    spread = torch.zeros(h0.shape[0], dtype=torch.float64, device=h0.device)
     for t in range(1, trials):
         start = _random_like(h0, seed + t) * scale
         other = solve(F, start, x, max_iter=max_iter, tol=tol).h
@@ -118,7 +118,7 @@ def lipschitz(F: Map, h: torch.Tensor, x: torch.Tensor, directions: int = 4, eps
               max_iter: int = 500, tol: float = 1e-7, seed: int = 0) -> torch.Tensor:
     """Local Lipschitz constant of ``x -> h*(x)``: the largest ``||h*(x + eps d) - h*(x)|| / eps``
     over random unit directions ``d`` (fixed points re-solved warm from ``h``). Returns (B,)."""
-    best = torch.zeros(h.shape[0], dtype=torch.float64)
+    best = torch.zeros(h.shape[0], dtype=torch.float64, device=h.device)
     for t in range(directions):
         d = _random_like(x, seed + 100 + t)
         d = d / _bcast(_norm(d), d)
@@ -138,7 +138,7 @@ def condition_number(F: Map, h: torch.Tensor, x: torch.Tensor, dense_limit: int 
     n = h[0].numel()
     if n <= dense_limit:
         J = dense_jacobian(F, h.detach(), x.detach()).double()
-        s = torch.linalg.svdvals(torch.eye(n, dtype=J.dtype) - J)
+        s = torch.linalg.svdvals(torch.eye(n, dtype=J.dtype, device=J.device) - J)
         return s[:, 0] / s[:, -1], True
     h, x = h.detach(), x.detach()
 
@@ -172,8 +172,8 @@ def backward_stability(F: Map, h: torch.Tensor, x: torch.Tensor, max_iter: int =
     grad = _random_like(h, seed + 1)
     g = grad.clone()
     B = h.shape[0]
-    steps = torch.full((B,), max_iter, dtype=torch.long)
-    done = torch.zeros(B, dtype=torch.bool)
+    steps = torch.full((B,), max_iter, dtype=torch.long, device=h.device)
+    done = torch.zeros(B, dtype=torch.bool, device=h.device)
     gnorm = _norm(grad)
     for k in range(1, max_iter + 1):
         nxt = vjp_h(F, h, x, g) + grad

@@ -143,7 +143,8 @@ def gmres(matvec: MatVec, b: torch.Tensor, tol: float = 1e-10, restart: int = 60
         V, H = arnoldi(lambda v: matvec(v.to(b.dtype)).double(), r, restart)
         rhs = torch.zeros(B, H.shape[1], 1, dtype=torch.float64, device=b.device)
         rhs[:, 0, 0] = _norm(r)
-        y = torch.linalg.lstsq(H, rhs).solution.squeeze(-1)  # (B, k)
+        # tiny least-squares problems: solved on the CPU, whose driver copes with rank-deficient H
+        y = torch.linalg.lstsq(H.cpu(), rhs.cpu(), driver="gelsd").solution.squeeze(-1).to(b.device)  # (B, k)
         du = torch.einsum("bk,bkn->bn", y, V[:, : H.shape[2]]).reshape(b.shape)
         u = u + torch.where(_bcast(rel < tol, u), 0.0, du)
     r = b64 - matvec(u.to(b.dtype)).double()

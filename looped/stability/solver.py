@@ -139,7 +139,8 @@ def _anderson_step(xs: list[torch.Tensor], gs: list[torch.Tensor], beta: float) 
     X = torch.stack([x.reshape(B, -1) for x in xs], dim=1).double()
     m = G.shape[1]
     gram = G @ G.transpose(1, 2)
-    gram = gram + 1e-10 * gram.diagonal(dim1=1, dim2=2).mean(-1, keepdim=True)[..., None] * torch.eye(m, dtype=G.dtype)
+    eye = torch.eye(m, dtype=G.dtype, device=G.device)
+    gram = gram + 1e-10 * gram.diagonal(dim1=1, dim2=2).mean(-1, keepdim=True)[..., None] * eye
     ones = torch.ones(B, m, 1, dtype=G.dtype, device=G.device)
     w = torch.linalg.lstsq(gram, ones).solution  # (B, m, 1)
     a = w / w.sum(dim=1, keepdim=True)

@@ -71,6 +71,10 @@ class Task(ABC):
         """Parse a split name; raise ``InputError`` if it is unknown."""
 
     @abstractmethod
+    def input_length(self, split: Split) -> int:
+        """Tokens per example of ``split`` (to check memory limits before generating)."""
+
+    @abstractmethod
     def generate(self, split: Split, n: int, seed: int) -> Batch:
         """``n`` encoded examples of ``split``, a pure function of ``(split, n, seed)``."""
 

@@ -31,6 +31,9 @@ class PrefixSums(Task):
             raise InputError(f"prefix-sums length must be between 1 and {MAX_LENGTH}, got {length}")
         return Split(name=str(length), difficulty=length)
 
+    def input_length(self, split: Split) -> int:
+        return split.difficulty
+
     def generate(self, split: Split, n: int, seed: int) -> Batch:
         rng = np.random.default_rng([seed, split.difficulty])
         bits = torch.from_numpy(rng.integers(0, 2, size=(n, split.difficulty), dtype=np.int64))
