@@ -295,5 +295,4 @@ class Trainer:
                 last = time.perf_counter()
             bar.update(1)
         bar.close()
-        self.save()
         return self.out

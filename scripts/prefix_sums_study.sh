@@ -23,9 +23,9 @@ evaluate() {  # run kind
   local run="$OUT/$1" args
   [ -s "$run/eval-$2.json" ] && return
   case $2 in
-    main) args="--lengths 32,512 --n 1000 --max-iters 500" ;;   # best config: curve to ~2x the best iteration
-    long) args="--lengths 1024 --n 1000 --max-iters 560" ;;
-    tenk) args="--lengths 512 --n 10000 --max-iters 280" ;;
+    main) args="--lengths 32,512 --n 1000 --max-iters 450" ;;   # best config: curve to ~2x the best iteration
+    long) args="--lengths 1024 --n 1000 --max-iters 520" ;;
+    tenk) args="--lengths 512 --n 10000 --max-iters 260" ;;
     var)  args="--lengths 32,512 --n 500 --max-iters 400" ;;    # the other variants
   esac
   looped eval "$run" $args --compile --quiet --json --out "$run/eval-$2" > "$run/eval-$2.json.tmp"

@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 python3 -m pip install --quiet torch==2.13.0   # any torch>=2.4,<=2.14.1 works; this pin is the CPU build here
 python3 -m pip install --quiet -e ".[test]"
 RUN=${RUN:-runs/quickstart-$(date +%Y%m%d-%H%M%S)}
-looped train --task prefix-sums --recall internal --outer-norm layernorm --minutes 6 --compile --out "$RUN"
-looped eval "$RUN" --lengths 32,128,512 --n 200 --max-iters 320 --compile
+looped train --task prefix-sums --recall internal --outer-norm layernorm --minutes 10 --compile --out "$RUN"
+looped eval "$RUN" --lengths 32,128,512 --n 200 --max-iters 300 --compile
 echo "accuracy-vs-iterations plot: $RUN/eval/eval.png"

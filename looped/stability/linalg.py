@@ -30,20 +30,20 @@ def autodiff_safe():
 def jvp_h(F: Map, h: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """``J_h v`` per sample. Args: h, v (B, ...). Returns (B, ...)."""
     with autodiff_safe():
-        return torch.func.jvp(lambda s: F(s, x), (h,), (v,))[1]
+        return torch.func.jvp(lambda s: F(s, x), (h,), (v,))[1].detach()
 
 
 def jvp_x(F: Map, h: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """``J_x v`` per sample. Args: x, v (B, ...). Returns (B, ...) shaped like h."""
     with autodiff_safe():
-        return torch.func.jvp(lambda u: F(h, u), (x,), (v,))[1]
+        return torch.func.jvp(lambda u: F(h, u), (x,), (v,))[1].detach()
 
 
 def vjp_h(F: Map, h: torch.Tensor, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """``J_h^T u`` per sample. Args: h, u (B, ...). Returns (B, ...)."""
     with autodiff_safe():
         _, pullback = torch.func.vjp(lambda s: F(s, x), h)
-        return pullback(u)[0]
+        return pullback(u)[0].detach()
 
 
 def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
