@@ -91,7 +91,7 @@ def stability_table(runs_dir: Path) -> None:
         print(f"| {recall} | {norm} | {yes(ver['reachable'])} | {r['rho_median']:.3f} ({r['rho_max']:.3f}) | "
               f"{r['reachable_fraction']:.0%} | {fmt(i['sensitivity_median'])} | {i['distinct_fixed_points']} ({a['n']}) | "
               f"{yes(ver['input_dependent'])} | {fmt(g['lipschitz_median'])} | {fmt(g['cond_median'])} | "
-              f"{g['backward_converged_fraction']:.0%} | {yes(ver['smooth_and_backprop_stable'])} | {fmt(acc)} |")
+              f"{g['backward_converged_fraction']:.0%} | {yes(ver['smooth_and_backprop_stable'])} | {'n/a' if acc is None else f'{acc:.3f}'} |")
 
 
 def plots(runs_dir: Path, out: Path) -> None:
