@@ -1,7 +1,8 @@
 """Tables and plots for docs/results/prefix_sums.md and stability.md from the study's outputs.
 
 Usage: python scripts/prefix_sums_report.py RUNS_DIR OUT_DIR
-Reads RUNS_DIR/ps-*/eval-{main,var,long,tenk}.json and RUNS_DIR/ps-*/analysis/analysis.json;
+Reads RUNS_DIR/ps-*/eval-{main,var,long,tenk}.json and RUNS_DIR/ps-*/[analysis/]analysis.json
+(RUNS_DIR is the study's run folder, or the committed copy docs/results/prefix_sums_runs);
 writes PNGs to OUT_DIR and prints Markdown tables.
 """
 
@@ -80,8 +81,9 @@ def stability_table(runs_dir: Path) -> None:
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     fmt = lambda v: "n/a" if v is None else f"{v:.3g}"  # noqa: E731
     for v in VARIANTS:
-        path = runs_dir / f"ps-{v}-s0" / "analysis" / "analysis.json"
-        if not path.exists():
+        run = runs_dir / f"ps-{v}-s0"
+        path = next((p for p in (run / "analysis" / "analysis.json", run / "analysis.json") if p.exists()), None)
+        if path is None:
             continue
         a = json.loads(path.read_text())
         r, i, g, ver = a["reachability"], a["input_dependence"], a["geometry"], a["verdicts"]
