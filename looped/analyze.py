@@ -160,7 +160,7 @@ def _plots(r: dict, out: Path) -> None:
     ax.set_ylabel("relative residual")
     ax.set_title("fixed-point residual per sample")
     fig.tight_layout()
-    fig.savefig(out / "residuals.png", dpi=100)
+    runs.atomic_write(out / "residuals.png", lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
     for key, name, label in (("rho", "rho.png", r"$\rho(J_h)$"), ("sensitivity", "sensitivity.png", "IFT sensitivity")):
         vals = [v for v in r["per_sample"][key] if v is not None and math.isfinite(v)]
@@ -171,5 +171,5 @@ def _plots(r: dict, out: Path) -> None:
         ax.set_xlabel(label)
         ax.set_ylabel("samples")
         fig.tight_layout()
-        fig.savefig(out / name, dpi=100)
+        runs.atomic_write(out / name, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
         plt.close(fig)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from . import evaluate, runs
@@ -90,10 +89,8 @@ def plot_curves(curves: list[Curve], split_key: str, path: Path, title: str) -> 
     ax_res.set_ylabel(r"$\|h_t - h_{t-1}\| / \|h_t\|$")
     ax_res.set_xlabel("iteration")
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
+    runs.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def solve_command(

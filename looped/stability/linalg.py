@@ -46,10 +46,6 @@ def vjp_h(F: Map, h: torch.Tensor, x: torch.Tensor, u: torch.Tensor) -> torch.Te
         return pullback(u)[0].detach()
 
 
-def _dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a * b).flatten(1).sum(1)
-
-
 def _norm(a: torch.Tensor) -> torch.Tensor:
     return a.flatten(1).norm(dim=1)
 
