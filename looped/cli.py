@@ -50,8 +50,8 @@ def build_parser() -> Parser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", type=Path, required=True, help="run directory")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
-    t.add_argument("--d-model", type=int, default=32)
-    t.add_argument("--heads", type=int, default=4)
+    t.add_argument("--d-model", type=int, default=None, help="default: the task's (32 prefix sums, 128 sudoku)")
+    t.add_argument("--heads", type=int, default=None, help="default: the task's")
     t.add_argument("--layers-per-loop", type=int, default=1)
     t.add_argument("--attention", choices=ATTENTIONS, default=None, help="default: the task's")
     t.add_argument("--window", type=int, default=4, help="local attention: tokens seen on each side")
@@ -64,6 +64,7 @@ def build_parser() -> Parser:
     t.add_argument("--warmup-steps", type=int, default=200)
     t.add_argument("--checkpoint-every", type=int, default=250)
     t.add_argument("--eval-every", type=int, default=250)
+    t.add_argument("--augment", action="store_true", help="random validity-preserving transforms of training data")
     t.add_argument("--compile", action="store_true", help="torch.compile the loop step")
     t.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -126,16 +127,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     train_cfg = TrainConfig(
         task=args.task, seed=args.seed, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
         lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, train_iters=args.train_iters,
-        alpha=args.alpha, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, compile=args.compile,
-        device=args.device,
+        alpha=args.alpha, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, augment=args.augment,
+        compile=args.compile, device=args.device,
     )
     model_cfg = None
     if not args.resume:
         defaults = get_task(args.task).model_defaults()
-        if args.attention is not None:
-            defaults["attention"] = args.attention
+        chosen = {"attention": args.attention, "d_model": args.d_model, "n_heads": args.heads}
+        defaults.update({k: v for k, v in chosen.items() if v is not None})
         model_cfg = LoopedConfig(
-            **defaults, d_model=args.d_model, n_heads=args.heads, layers_per_loop=args.layers_per_loop,
+            **defaults, layers_per_loop=args.layers_per_loop,
             recall=args.recall, outer_norm=args.outer_norm, init=args.init, window=args.window,
             init_scale=args.init_scale,
         )

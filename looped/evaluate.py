@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from tqdm import tqdm
@@ -21,12 +21,16 @@ class LimitError(ValueError):
 
 @dataclass
 class Curve:
-    """Accuracy and mean relative residual after each iteration ``1..T`` on one split."""
+    """Accuracy and mean relative residual after each iteration ``1..T`` on one split.
+
+    ``extra`` holds the task's other metrics (``Task.metrics``) per iteration, by name.
+    """
 
     split: str
     n: int
     accuracy: list[float]
     residual: list[float]
+    extra: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def best_iteration(self) -> int:
@@ -44,20 +48,22 @@ class Curve:
             "best_accuracy": self.accuracy[best - 1],
             "final_accuracy": self.accuracy[-1],
             "final_residual": self.residual[-1],
+            **{f"{name}_by_iteration": {str(t + 1): v for t, v in enumerate(vals)} for name, vals in self.extra.items()},
+            **{f"best_{name}": vals[best - 1] for name, vals in self.extra.items()},
         }
 
 
 @torch.no_grad()
 def accuracy_curve(
     model: LoopedTransformer, task: Task, batch: Batch, max_iters: int, chunk: int = 500, progress: bool = False
-) -> tuple[list[float], list[float]]:
-    """Exact-match accuracy and mean relative residual after every iteration.
+) -> tuple[dict[str, list[float]], list[float]]:
+    """The task's metrics (``exact`` first) and the mean relative residual after every iteration.
 
-    Args: batch with inputs (N, L); max_iters T. Returns two lists of length T.
+    Args: batch with inputs (N, L); max_iters T. Returns ({metric: T values}, T residuals).
     Examples are processed in chunks, and only the current state is kept.
     """
     device = next(model.parameters()).device
-    correct = torch.zeros(max_iters, dtype=torch.float64)
+    sums: dict[str, torch.Tensor] = {}
     resid = torch.zeros(max_iters, dtype=torch.float64)
     n = len(batch)
     bar = tqdm(total=n * max_iters, disable=not progress, unit="it", unit_scale=True, leave=False)
@@ -70,10 +76,11 @@ def accuracy_curve(
             resid[t] += relative_residual(h_next, h).double().sum().cpu()
             h = h_next
             pred = model.readout(h).argmax(-1)
-            correct[t] += task.score(pred, part.targets).double().sum().cpu()
+            for name, values in task.metrics(part.inputs, pred, part.targets).items():
+                sums.setdefault(name, torch.zeros(max_iters, dtype=torch.float64))[t] += values.double().sum().cpu()
         bar.update(len(part) * max_iters)
     bar.close()
-    return (correct / n).tolist(), (resid / n).tolist()
+    return {name: (s / n).tolist() for name, s in sums.items()}, (resid / n).tolist()
 
 
 def check_budget(n: int, length: int, iterations: int) -> None:

@@ -41,7 +41,7 @@ from torch import nn
 RECALLS = ("none", "input", "internal")
 OUTER_NORMS = ("none", "layernorm", "rmsnorm")
 INITS = ("zeros", "embed", "random")
-ATTENTIONS = ("local", "full")
+ATTENTIONS = ("local", "full", "groups")
 
 
 class ConfigError(ValueError):
@@ -63,10 +63,12 @@ class LoopedConfig:
     window: int = 4
     causal: bool = True
     position_sizes: tuple[int, ...] = field(default_factory=tuple)
+    groups: tuple[tuple[int, ...], ...] = field(default_factory=tuple)
     init_scale: float = 1.0
 
     def __post_init__(self) -> None:
         self.position_sizes = tuple(int(s) for s in self.position_sizes)
+        self.groups = tuple(tuple(int(g) for g in row) for row in self.groups)
         self.validate()
 
     def validate(self) -> None:
@@ -83,10 +85,14 @@ class LoopedConfig:
             raise ConfigError("recall='none' with init='zeros' never sees the input; use init='embed' or 'random'")
         if not self.init_scale > 0:
             raise ConfigError(f"init_scale must be positive, got {self.init_scale!r}")
+        if self.attention == "groups":
+            if not self.groups or len({len(row) for row in self.groups}) != 1 or not self.groups[0]:
+                raise ConfigError("attention='groups' needs groups: one equal-length tuple of group ids per token")
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["position_sizes"] = list(self.position_sizes)
+        d["groups"] = [list(row) for row in self.groups]
         return d
 
     @classmethod
@@ -167,19 +173,43 @@ class LocalAttention(nn.Module):
 
 
 class FullAttention(nn.Module):
-    """Standard multi-head self-attention over the whole (fixed-size) board."""
+    """Multi-head self-attention over a whole fixed-size board, with QK-norm.
+
+    With ``attention='groups'`` a token attends only to the other tokens that share at least one
+    group with it (``cfg.groups[i]`` lists token ``i``'s group ids, one per kind of group: for a
+    sudoku cell its row, column and box), and each head learns a bias per kind of group, so a
+    head can specialize to rows, columns or boxes.
+    """
 
     def __init__(self, cfg: LoopedConfig):
         super().__init__()
         self.n_heads, self.causal = cfg.n_heads, cfg.causal
+        dh = cfg.d_model // cfg.n_heads
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.q_norm, self.k_norm = nn.RMSNorm(dh), nn.RMSNorm(dh)
         self.out = nn.Linear(cfg.d_model, cfg.d_model)
+        self.group_bias = None
+        if cfg.attention == "groups":
+            g = torch.tensor(cfg.groups)  # (L, K)
+            shared = (g[:, None, :] == g[None, :, :]).permute(2, 0, 1).float()  # (K, L, L)
+            shared[:, torch.arange(len(g)), torch.arange(len(g))] = 0  # not itself
+            self.register_buffer("shared", shared, persistent=False)
+            self.group_bias = nn.Parameter(torch.zeros(cfg.n_heads, g.shape[1]))
+
+    def mask(self) -> torch.Tensor:
+        """Additive attention bias (H, L, L): the learned group biases, -inf where no group is shared."""
+        bias = torch.einsum("hk,kij->hij", self.group_bias, self.shared)
+        return bias.masked_fill(self.shared.sum(0) == 0, float("-inf"))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         """Args: h (B, L, d). Returns: (B, L, d)."""
         B, L, d = h.shape
         q, k, v = self.qkv(h).view(B, L, 3, self.n_heads, d // self.n_heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        q, k = self.q_norm(q), self.k_norm(k)
+        if self.group_bias is None:
+            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask().to(q.dtype))
         return self.out(y.transpose(1, 2).reshape(B, L, d))
 
 

@@ -40,8 +40,9 @@ def evaluate_run(
         evaluate.check_budget(n, task.input_length(split), max_iters)
     for split in parsed:
         batch = task.generate(split, n, seed=EVAL_SEED_BASE + seed)
-        acc, res = evaluate.accuracy_curve(model, task, batch, max_iters, progress=progress)
-        curves.append(Curve(split=split.name, n=n, accuracy=acc, residual=res))
+        metrics, res = evaluate.accuracy_curve(model, task, batch, max_iters, progress=progress)
+        acc = metrics.pop("exact")
+        curves.append(Curve(split=split.name, n=n, accuracy=acc, residual=res, extra=metrics))
     result = {
         "task": task.name,
         "run": str(run),
@@ -117,7 +118,9 @@ def solve_command(
             raise InputError(f"--max-iters must be positive, got {iters}")
         evaluate.check_budget(1, length, iters)
         sol = evaluate.solve_inputs(model, tokens[None], task.positions(length), iters, tol)
-        answer = task.decode(tokens, sol.prediction[0])
-        answers.append(f"{answer}" if not verbose else f"{answer}\n# iterations: {int(sol.iterations[0])}")
+        if verbose:
+            answers.extend(task.describe(tokens, sol.prediction[0]) + [f"# iterations: {int(sol.iterations[0])}"])
+        else:
+            answers.append(task.decode(tokens, sol.prediction[0]))
     return answers
 

@@ -50,6 +50,7 @@ class TrainConfig:
     eval_size: int = 256
     checkpoint_every: int = 250
     train_splits: tuple[str, ...] | None = None
+    augment: bool = False
     compile: bool = False
     device: str = "auto"
 
@@ -170,6 +171,8 @@ class Trainer:
             if (self.out / runs.CONFIG).exists():
                 raise runs.RunError(f"{self.out} already holds a run; use --resume to continue it or pick a new --out")
             self.task = get_task(train_cfg.task)
+            if train_cfg.augment and not self.task.can_augment:
+                raise ConfigError(f"task {self.task.name} has no augmentation; drop --augment")
             self.cfg, self.model_cfg = train_cfg, model_cfg
             self.step, self.elapsed, self.metrics = 0, 0.0, []
         self.device = pick_device(self.cfg.device)
@@ -253,11 +256,15 @@ class Trainer:
         cfg = self.cfg
         names = cfg.train_splits or self.task.train_splits
         split = self.task.split(names[self.step % len(names)])
-        batch = self.task.generate(split, cfg.batch_size, seed=batch_seed(cfg.seed, self.step)).to(self.device)
+        seed = batch_seed(cfg.seed, self.step)
+        batch = self.task.train_batch(split, cfg.batch_size, seed)
+        if cfg.augment:
+            batch = self.task.augment(batch, seed)
+        batch = batch.to(self.device)
         n, k = draw_depths(cfg.seed, self.step, cfg.train_iters)
         for group in self.opt.param_groups:
             group["lr"] = lr_at(cfg, self.step, self.progress())
-        gen = torch.Generator(self.device).manual_seed(batch_seed(cfg.seed, self.step))
+        gen = torch.Generator(self.device).manual_seed(seed)
         loss = progressive_loss(self.model, batch, n, k, cfg.train_iters, cfg.alpha, gen)
         if not torch.isfinite(loss):
             raise FloatingPointError(

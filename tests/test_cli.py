@@ -184,3 +184,47 @@ def test_analyze_writes_verdicts_json_markdown_and_plots(run_dir, tmp_path):
 def test_analyze_rejects_bad_arguments(run_dir):
     assert_user_error(looped("analyze", run_dir, "--n", "0"))
     assert_user_error(looped("analyze", run_dir, "--split", "banana"))
+
+
+@pytest.fixture(scope="module")
+def sudoku_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "sudoku"
+    proc = looped("train", "--task", "sudoku", "--steps", "3", "--out", out, "--d-model", "16", "--heads", "2",
+                  "--train-iters", "3", "--batch-size", "4", "--augment", "--quiet", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def sudoku_puzzles(n):
+    from looped.tasks.sudoku import build_set
+
+    s = build_set("easy", n, seed=7, workers=1)
+    return ["".join(str(d) for d in p) for p in s["puzzles"]]
+
+
+def test_solve_sudoku_prints_grid_validity_and_iterations(sudoku_run, tmp_path):
+    puzzle = sudoku_puzzles(1)[0].replace("0", ".")
+    proc = looped("solve", "sudoku", puzzle, "--model", sudoku_run, "--max-iters", "5")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 13 and lines[11] in ("valid: yes", "valid: no")
+    assert lines[12].startswith("# iterations: ") and 1 <= int(lines[12].split()[-1]) <= 5
+    puzzles = sudoku_puzzles(3)
+    f = tmp_path / "in.txt"
+    f.write_text("\n".join(puzzles) + "\n")
+    proc = looped("solve", "sudoku", "--file", f, "--model", sudoku_run, "--max-iters", "5")
+    assert proc.returncode == 0, proc.stderr
+    answers = proc.stdout.split()
+    assert len(answers) == 3 and all(len(a) == 81 and set(a) <= set("123456789") for a in answers)
+
+
+@pytest.mark.parametrize(
+    "puzzle",
+    ["123", "1" * 82, "12345678x" + "0" * 72, "11" + "0" * 79, "12345678" + "0" * 17 + "9" + "0" * 55],
+)
+def test_bad_sudoku_gives_one_line_and_exit_2(sudoku_run, puzzle):
+    assert_user_error(looped("solve", "sudoku", puzzle, "--model", sudoku_run))
+
+
+def test_sudoku_model_refuses_other_tasks_input(sudoku_run):
+    assert_user_error(looped("solve", "prefix-sums", "0101", "--model", sudoku_run))

@@ -13,7 +13,8 @@ def tiny():
 def test_accuracy_curve_matches_forward_at_every_iteration():
     model, task = tiny(), get_task("prefix-sums")
     batch = task.generate(task.split("6"), 40, seed=1)
-    acc, res = accuracy_curve(model, task, batch, max_iters=5, chunk=7)
+    metrics, res = accuracy_curve(model, task, batch, max_iters=5, chunk=7)
+    acc = metrics["exact"]
     out = model(batch.inputs, 5, logits_at=[1, 2, 3, 4, 5], track_residuals=True)
     for t in range(1, 6):
         expected = task.score(out.logits[t].argmax(-1), batch.targets).float().mean().item()

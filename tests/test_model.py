@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from looped.model import ConfigError, LocalAttention, LoopedConfig, LoopedTransformer
+from looped.model import ConfigError, FullAttention, LocalAttention, LoopedConfig, LoopedTransformer
 
 
 def make(**kw):
@@ -83,6 +83,35 @@ def test_local_attention_matches_dense_reference_in_float64(causal):
     torch.testing.assert_close(att(h), dense_local_attention(att, h), rtol=1e-10, atol=1e-12)
 
 
+def test_group_attention_matches_a_dense_reference_in_float64():
+    groups = [(i // 3, 3 + i % 3) for i in range(9)]  # a 3x3 board: row and column groups
+    cfg = LoopedConfig(d_model=16, n_heads=2, attention="groups", groups=groups, causal=False)
+    att = FullAttention(cfg).double()
+    torch.nn.init.normal_(att.group_bias)
+    h = torch.randn(2, 9, 16, dtype=torch.float64)
+    B, L, d, H = 2, 9, 16, 2
+    q, k, v = att.qkv(h).view(B, L, 3, H, d // H).permute(2, 0, 3, 1, 4)
+    q, k = att.q_norm(q), att.k_norm(k)
+    bias = torch.full((H, L, L), float("-inf"), dtype=torch.float64)
+    for i in range(L):
+        for j in range(L):
+            same_row, same_col = groups[i][0] == groups[j][0], groups[i][1] == groups[j][1]
+            if i != j and (same_row or same_col):
+                bias[:, i, j] = same_row * att.group_bias[:, 0] + same_col * att.group_bias[:, 1]
+    y = ((q @ k.transpose(-1, -2)) / math.sqrt(d // H) + bias).softmax(-1) @ v
+    expected = att.out(y.transpose(1, 2).reshape(B, L, d))
+    torch.testing.assert_close(att(h), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_group_attention_sees_only_tokens_sharing_a_group():
+    groups = [(i // 3, 3 + i % 3) for i in range(9)]
+    model = make(attention="groups", groups=groups, causal=False, recall="internal")
+    h = torch.randn(1, 9, 16, requires_grad=True)
+    model.blocks[0].attn(model.blocks[0].ln1(h))[0, 0].sum().backward()
+    touched = h.grad[0].abs().sum(-1) > 0
+    assert touched.tolist() == [i // 3 == 0 or i % 3 == 0 for i in range(9)]
+
+
 def test_runs_at_any_length_and_is_translation_consistent():
     model = make(recall="internal", causal=True)
     x = torch.randint(0, 2, (1, 600))
@@ -126,7 +155,8 @@ def test_injection_reports_its_spectral_norm():
 @pytest.mark.parametrize(
     "kw",
     [dict(recall="sideways"), dict(outer_norm="batchnorm"), dict(d_model=10, n_heads=3), dict(window=0),
-     dict(recall="none", init="zeros"), dict(init_scale=0.0)],
+     dict(recall="none", init="zeros"), dict(init_scale=0.0), dict(attention="groups"),
+     dict(attention="groups", groups=((0, 1), (2,)))],
 )
 def test_bad_configs_are_rejected(kw):
     with pytest.raises(ConfigError):
@@ -134,7 +164,7 @@ def test_bad_configs_are_rejected(kw):
 
 
 def test_config_round_trips_through_dict():
-    cfg = LoopedConfig(d_model=32, position_sizes=(9, 9))
+    cfg = LoopedConfig(d_model=32, position_sizes=(9, 9), attention="groups", groups=((0, 1), (1, 0)))
     assert LoopedConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ConfigError):
         LoopedConfig.from_dict({**cfg.to_dict(), "bogus": 1})

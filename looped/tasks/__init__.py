@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from .base import IGNORE_INDEX, Batch, InputError, Split, Task
 from .prefix_sums import PrefixSums
+from .sudoku import Sudoku
 
 TASKS: dict[str, type[Task]] = {
     PrefixSums.name: PrefixSums,
+    Sudoku.name: Sudoku,
 }
 
 

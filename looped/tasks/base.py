@@ -65,6 +65,7 @@ class Task(ABC):
     split_key: str = "split"  # how eval JSON names a split ("length" for prefix sums)
     train_splits: tuple[str, ...]
     eval_splits: tuple[str, ...]
+    can_augment: bool = False  # whether ``augment`` is implemented
 
     @abstractmethod
     def split(self, name: str) -> Split:
@@ -78,6 +79,14 @@ class Task(ABC):
     def generate(self, split: Split, n: int, seed: int) -> Batch:
         """``n`` encoded examples of ``split``, a pure function of ``(split, n, seed)``."""
 
+    def train_batch(self, split: Split, n: int, seed: int) -> Batch:
+        """``n`` training examples; by default fresh ones from ``generate``."""
+        return self.generate(split, n, seed)
+
+    def augment(self, batch: Batch, seed: int) -> Batch:
+        """A validity-preserving random transform of each example (tasks with ``can_augment``)."""
+        raise NotImplementedError(f"{self.name} has no augmentation")
+
     @abstractmethod
     def parse(self, text: str) -> torch.Tensor:
         """Validate one user input and encode it. Returns (L,) token ids; raises ``InputError``."""
@@ -85,6 +94,10 @@ class Task(ABC):
     @abstractmethod
     def decode(self, inputs: torch.Tensor, prediction: torch.Tensor) -> str:
         """Render one prediction. Args: inputs (L,), prediction (L,) class ids."""
+
+    def describe(self, inputs: torch.Tensor, prediction: torch.Tensor) -> list[str]:
+        """Lines to show a person for one solved input; by default the decoded answer."""
+        return [self.decode(inputs, prediction)]
 
     def positions(self, length: int) -> torch.Tensor | None:
         """(L, P) categorical position features, or None when the model uses relative positions."""
@@ -98,3 +111,8 @@ class Task(ABC):
         """Exact match per example. Args: prediction, targets (N, L). Returns (N,) bool."""
         ok = (prediction == targets) | (targets == IGNORE_INDEX)
         return ok.all(dim=1)
+
+    def metrics(self, inputs: torch.Tensor, prediction: torch.Tensor, targets: torch.Tensor) -> dict:
+        """Per-example scores by name; ``exact`` (the headline accuracy) comes first.
+        Args: inputs, prediction, targets (N, L). Returns {name: (N,) tensor}."""
+        return {"exact": self.score(prediction, targets)}
