@@ -106,6 +106,8 @@ def test_shipped_model_solves_without_model_flag():
         ("train", "--out", "/tmp/x", "--steps", "5", "--device", "bogus"),
         ("train", "--out", "/tmp/x", "--steps", "5", "--device", "cuda:7"),
         ("train", "--out", "/tmp/x", "--steps", "5", "--seed", "-1"),
+        ("train", "--out", "/tmp/x", "--steps", "5", "--augment"),  # prefix sums has no augmentation
+        ("eval", "/nonexistent/run", "--split", "impossible"),
         ("frobnicate",),
     ],
 )
