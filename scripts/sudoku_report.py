@@ -53,8 +53,9 @@ def run_table(runs_dir: Path) -> None:
 
 
 def variant_table(runs_dir: Path) -> None:
-    print("| recall (+ LayerNorm) | seeds | hard | harder | hardest | search | hardest at 20 iterations (training depth) |")
-    print("|---|---|---|---|---|---|---|")
+    print("| recall (+ LayerNorm) | seeds | hard | harder | hardest | search | hardest at 20 iterations (training depth) "
+          "| residual at the last iteration (hardest) |")
+    print("|---|---|---|---|---|---|---|---|")
     for recall in RECALLS:
         rs = [evals(r) for r in runs_of(runs_dir, recall)]
         if not rs:
@@ -66,7 +67,9 @@ def variant_table(runs_dir: Path) -> None:
             return f"{statistics.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
         tiers = [cell([e[t]["best_accuracy"] for e in rs]) for t in ("hard", "harder", "hardest", "search")]
-        print(f"| {recall} | {len(rs)} | " + " | ".join(tiers) + f" | {cell([at(e['hardest'], 20) for e in rs])} |")
+        residual = " / ".join(f"{e['hardest']['final_residual']:.1e}" for e in rs)
+        print(f"| {recall} | {len(rs)} | " + " | ".join(tiers) + f" | {cell([at(e['hardest'], 20) for e in rs])} "
+              f"| {residual} |")
 
 
 def plots(runs_dir: Path, out: Path, best: str) -> None:
