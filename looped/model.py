@@ -26,7 +26,8 @@ positions, so the same weights run on any length: a model trained on 32 tokens r
 10,000. Information travels at most ``window`` positions per iteration, which is what makes
 harder (longer) inputs need more iterations. ``attention="full"`` is global attention for
 fixed-size boards, with positions given as categorical features (for example row, column and
-box of a sudoku cell), each with a learned embedding.
+box of a sudoku cell), each with a learned embedding. ``attention="groups"`` is full attention
+restricted to tokens that share a group (``cfg.groups``: a sudoku cell's row, column or box).
 """
 
 from __future__ import annotations
@@ -332,7 +333,7 @@ class LoopedTransformer(nn.Module):
             tokens: (B, L) input ids.
             iterations: number of steps T to run (0 returns logits of the starting state).
             state: (B, L, d) state to continue from; ``None`` starts from ``h_0``.
-            positions: (L, P) categorical position features, for ``attention='full'`` tasks.
+            positions: (L, P) categorical position features, for board tasks (``position_sizes``).
             logits_at: iterations (1..T, or 0) at which to return logits; default ``[T]``.
             track_residuals: also return the relative residual of every step.
             generator: random source of ``h_0`` when ``init='random'``.
