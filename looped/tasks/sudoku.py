@@ -207,7 +207,7 @@ class Sudoku(Task):
             lines.append(" | ".join([row[0:5], row[6:11], row[12:17]]))
             if r in (2, 5):
                 lines.append("------+-------+------")
-        valid = logic.is_valid_solution(grid, inputs.numpy())
+        valid = bool(valid_grids(inputs[None], prediction[None])[0])
         lines.append(f"valid: {'yes' if valid else 'no'}")
         return lines
 
@@ -226,7 +226,7 @@ class Sudoku(Task):
         blank = inputs == 0
         right = (prediction == targets) & blank
         return {
-            "exact": (prediction == targets).all(dim=1),
+            "exact": self.score(prediction, targets),
             "blank_accuracy": right.sum(1) / blank.sum(1).clamp(min=1),
             "valid": valid_grids(inputs, prediction),
         }

@@ -65,7 +65,7 @@ def _kth_bit(m, k):
 
 
 @numba.njit(cache=True)
-def _candidates(grid, peers, cand):
+def _candidates(grid, cand):
     """Fill ``cand`` (81,) with the candidate mask of each blank (0 for filled cells)."""
     used = np.zeros(27, np.int64)  # digits present in each unit
     for i in range(81):
@@ -84,12 +84,12 @@ def _candidates(grid, peers, cand):
 
 
 @numba.njit(cache=True)
-def _singles_round(grid, units, peers, cand, place):
+def _singles_round(grid, units, cand, place):
     """Place every naked and hidden single of ``grid`` at once.
 
     Returns the number of cells placed, 0 if there is none (stuck), or CONTRADICTION.
     """
-    _candidates(grid, peers, cand)
+    _candidates(grid, cand)
     place[:] = 0
     for i in range(81):
         if grid[i] == 0:
@@ -135,7 +135,7 @@ def _is_full(grid):
 
 
 @numba.njit(cache=True)
-def _rounds(grid, max_rounds, units, peers):
+def _rounds(grid, max_rounds, units):
     """Rounds to fill ``grid`` (in place) with singles; STUCK or CONTRADICTION otherwise."""
     cand = np.zeros(81, np.int64)
     place = np.zeros(81, np.int8)
@@ -143,7 +143,7 @@ def _rounds(grid, max_rounds, units, peers):
     while not _is_full(grid):
         if r >= max_rounds:
             return STUCK
-        n = _singles_round(grid, units, peers, cand, place)
+        n = _singles_round(grid, units, cand, place)
         if n == CONTRADICTION:
             return CONTRADICTION
         if n == 0:
@@ -158,16 +158,16 @@ def singles_rounds(grid: np.ndarray, max_rounds: int = 81) -> int:
     Returns the count (0 for a full grid), ``STUCK`` if singles cannot finish within ``max_rounds``,
     or ``CONTRADICTION``. The grid is not modified.
     """
-    return int(_rounds(np.array(grid, dtype=np.int8), max_rounds, UNITS, PEERS))
+    return int(_rounds(np.array(grid, dtype=np.int8), max_rounds, UNITS))
 
 
 @numba.njit(cache=True)
-def _propagate(grid, units, peers):
+def _propagate(grid, units):
     """Singles until stuck, in place. Returns 1 if full, 0 if stuck, CONTRADICTION."""
     cand = np.zeros(81, np.int64)
     place = np.zeros(81, np.int8)
     while not _is_full(grid):
-        n = _singles_round(grid, units, peers, cand, place)
+        n = _singles_round(grid, units, cand, place)
         if n == CONTRADICTION:
             return CONTRADICTION
         if n == 0:
@@ -189,7 +189,7 @@ def _valid_full(grid, units):
 
 
 @numba.njit(cache=True)
-def _search(puzzle, limit, randomize, units, peers):
+def _search(puzzle, limit, randomize, units):
     """Depth-first search with singles propagation and fewest-candidates branching.
 
     Returns (solutions found up to ``limit``, guesses, first solution). ``randomize`` tries
@@ -205,7 +205,7 @@ def _search(puzzle, limit, randomize, units, peers):
     expand = True  # True: propagate grids[depth] and pick a branch cell; False: backtrack
     while True:
         if expand:
-            st = _propagate(grids[depth], units, peers)
+            st = _propagate(grids[depth], units)
             if st == 1 and _valid_full(grids[depth], units):
                 if count == 0:
                     first[:] = grids[depth]
@@ -214,7 +214,7 @@ def _search(puzzle, limit, randomize, units, peers):
                     break
                 expand = False
             elif st == 0:
-                _candidates(grids[depth], peers, cand)
+                _candidates(grids[depth], cand)
                 best, best_n = -1, 10
                 for i in range(81):
                     if grids[depth][i] == 0:
@@ -254,20 +254,20 @@ def solve(puzzle: np.ndarray, limit: int = 2) -> tuple[int, int, np.ndarray]:
 
     Returns (number of solutions, capped at ``limit``; guesses made; the first solution or zeros).
     """
-    count, guesses, first = _search(np.array(puzzle, dtype=np.int8), limit, False, UNITS, PEERS)
+    count, guesses, first = _search(np.array(puzzle, dtype=np.int8), limit, False, UNITS)
     return int(count), int(guesses), first
 
 
 def random_solution(seed: int) -> np.ndarray:
     """A random complete grid, a pure function of ``seed``. Returns (81,) int8."""
     _seed(seed % 2**32)
-    count, _, grid = _search(np.zeros(81, np.int8), 1, True, UNITS, PEERS)
+    count, _, grid = _search(np.zeros(81, np.int8), 1, True, UNITS)
     assert count == 1
     return grid
 
 
 @numba.njit(cache=True)
-def _dig(solution, order, max_rounds, unique, units, peers):
+def _dig(solution, order, max_rounds, unique, units):
     """Blank cells of ``solution`` in ``order`` while the puzzle stays solvable.
 
     ``unique=False``: a removal is kept when singles still fill the grid within ``max_rounds``.
@@ -279,11 +279,11 @@ def _dig(solution, order, max_rounds, unique, units, peers):
         digit = puzzle[cell]
         puzzle[cell] = 0
         if unique:
-            count, _, _ = _search(puzzle, 2, False, units, peers)
+            count, _, _ = _search(puzzle, 2, False, units)
             keep = count == 1
         else:
             work[:] = puzzle
-            keep = _rounds(work, max_rounds, units, peers) >= 0
+            keep = _rounds(work, max_rounds, units) >= 0
         if not keep:
             puzzle[cell] = digit
     return puzzle
@@ -291,7 +291,7 @@ def _dig(solution, order, max_rounds, unique, units, peers):
 
 def dig(solution: np.ndarray, order: np.ndarray, max_rounds: int = 81, unique: bool = False) -> np.ndarray:
     """See ``_dig``. Args: solution (81,), order (K,) cells to try. Returns the puzzle (81,) int8."""
-    return _dig(np.asarray(solution, np.int8), np.asarray(order, np.int64), max_rounds, unique, UNITS, PEERS)
+    return _dig(np.asarray(solution, np.int8), np.asarray(order, np.int64), max_rounds, unique, UNITS)
 
 
 def is_valid_solution(grid: np.ndarray, puzzle: np.ndarray | None = None) -> bool:
