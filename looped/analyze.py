@@ -64,8 +64,8 @@ def analyze_run(run: Path, split: str | None, n: int, max_iter: int, tol: float,
     back = stability.backward_stability(F, h, x)
     basin = stability.basins(F, h0, x, trials=3, max_iter=max_iter, tol=tol)
     with torch.no_grad():
-        pred = model.readout(h).argmax(-1)
-    accuracy = task.score(pred.cpu(), batch.targets).double().mean().item()
+        pred = task.predict(batch.inputs, model.readout(h).cpu())
+    accuracy = task.score(pred, batch.targets).double().mean().item()
 
     reach_frac = res.reachable.double().mean().item()
     reachable = reach_frac >= REACH_FRACTION and _median(rho) < 1  # NaN compares False

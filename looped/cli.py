@@ -50,7 +50,7 @@ def build_parser() -> Parser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", type=Path, required=True, help="run directory")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
-    t.add_argument("--d-model", type=int, default=None, help="default: the task's (32 prefix sums, 128 sudoku)")
+    t.add_argument("--d-model", type=int, default=None, help="default: the task's (32 prefix sums, 64 sudoku and chess)")
     t.add_argument("--heads", type=int, default=None, help="default: the task's")
     t.add_argument("--layers-per-loop", type=int, default=1)
     t.add_argument("--attention", choices=ATTENTIONS, default=None, help="default: the task's")

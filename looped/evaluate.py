@@ -75,8 +75,7 @@ def accuracy_curve(
             h_next = model.step(h, x_emb)
             resid[t] += relative_residual(h_next, h).double().sum().cpu()
             h = h_next
-            pred = model.readout(h).argmax(-1)
-            for name, values in task.metrics(part.inputs, pred, part.targets).items():
+            for name, values in task.metrics(part.inputs, model.readout(h), part.targets).items():
                 sums.setdefault(name, torch.zeros(max_iters, dtype=torch.float64))[t] += values.double().sum().cpu()
         bar.update(len(part) * max_iters)
     bar.close()
@@ -94,9 +93,9 @@ def check_budget(n: int, length: int, iterations: int) -> None:
 
 @dataclass
 class Solution:
-    """Prediction for one batch of inputs. prediction (B, L); iterations (B,) steps each used."""
+    """Readout for one batch of inputs. logits (B, L, C); iterations (B,) steps each used."""
 
-    prediction: torch.Tensor
+    logits: torch.Tensor
     iterations: torch.Tensor
 
 
@@ -115,16 +114,16 @@ def solve_inputs(
     B = tokens.shape[0]
     used = torch.full((B,), max_iters, dtype=torch.long)
     done = torch.zeros(B, dtype=torch.bool)
-    pred = model.readout(h).argmax(-1)
+    logits = model.readout(h)
     for t in range(1, max_iters + 1):
         h_next = model.step(h, x_emb)
         r = relative_residual(h_next, h).cpu()
         h = h_next
         live = ~done
-        pred[live.to(device)] = model.readout(h[live.to(device)]).argmax(-1)
+        logits[live.to(device)] = model.readout(h[live.to(device)])
         newly = live & (r < tol)
         used[newly] = t
         done |= newly
         if done.all():
             break
-    return Solution(prediction=pred.cpu(), iterations=used)
+    return Solution(logits=logits.cpu(), iterations=used)

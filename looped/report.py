@@ -111,7 +111,7 @@ def solve_command(
     if not tol > 0:
         raise InputError(f"--tol must be positive, got {tol}")
     answers = []
-    for tokens in encoded:
+    for line, tokens in zip(lines, encoded):
         length = tokens.shape[0]
         iters = max(64, 4 * length) if max_iters is None else max_iters
         if iters < 1:
@@ -119,8 +119,8 @@ def solve_command(
         evaluate.check_budget(1, length, iters)
         sol = evaluate.solve_inputs(model, tokens[None], task.positions(length), iters, tol)
         if verbose:
-            answers.extend(task.describe(tokens, sol.prediction[0]) + [f"# iterations: {int(sol.iterations[0])}"])
+            answers.extend(task.describe(line, tokens, sol.logits[0]) + [f"# iterations: {int(sol.iterations[0])}"])
         else:
-            answers.append(task.decode(tokens, sol.prediction[0]))
+            answers.append(task.decode(line, tokens, sol.logits[0]))
     return answers
 

@@ -157,7 +157,7 @@ def quick_accuracy(model: LoopedTransformer, task: Task, split_name: str, n: int
     gen = torch.Generator(device).manual_seed(0)
     out = model(batch.inputs, iters, positions=batch.positions, generator=gen)
     model.train()
-    return task.score(out.logits[iters].argmax(-1), batch.targets).float().mean().item()
+    return task.score(task.predict(batch.inputs, out.logits[iters]), batch.targets).float().mean().item()
 
 
 class Trainer:

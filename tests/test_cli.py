@@ -85,7 +85,7 @@ def test_shipped_model_solves_without_model_flag():
     lines = ["".join(map(str, row)) for row in batch.inputs.tolist()]
     proc = looped("solve", "prefix-sums", lines[0])
     assert proc.returncode == 0, proc.stderr
-    expected = task.decode(batch.inputs[0], prefix_parity(batch.inputs[0]))
+    expected = "".join(map(str, prefix_parity(batch.inputs[0]).tolist()))
     assert proc.stdout.split()[0] == expected
 
 
@@ -230,3 +230,43 @@ def test_bad_sudoku_gives_one_line_and_exit_2(sudoku_run, puzzle):
 
 def test_sudoku_model_refuses_other_tasks_input(sudoku_run):
     assert_user_error(looped("solve", "prefix-sums", "0101", "--model", sudoku_run))
+
+
+@pytest.fixture(scope="module")
+def chess_run(tmp_path_factory):
+    from looped.tasks.chess_data import read_shards
+
+    if not read_shards():
+        pytest.skip("no generated chess puzzles shipped")
+    out = tmp_path_factory.mktemp("runs") / "chess"
+    proc = looped("train", "--task", "chess", "--steps", "3", "--out", out, "--d-model", "16", "--heads", "2",
+                  "--train-iters", "2", "--batch-size", "4", "--quiet", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    return out
+
+
+def test_solve_chess_prints_a_legal_move_in_uci_and_san(chess_run, tmp_path):
+    import chess
+
+    fens = ["6k1/5ppp/8/8/8/8/5PPP/R5K1 w - - 0 1", "6k1/5ppp/8/8/8/8/r4PPP/6K1 b - - 0 1",
+            "r1bqkbnr/pppp1ppp/2n5/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R w KQkq - 2 3"]
+    proc = looped("solve", "chess", fens[1], "--model", chess_run, "--max-iters", "3")
+    assert proc.returncode == 0, proc.stderr
+    first, its = proc.stdout.splitlines()
+    uci, san = first.removeprefix("move: ").split()
+    board = chess.Board(fens[1])
+    move = chess.Move.from_uci(uci)
+    assert move in board.legal_moves and san == f"({board.san(move)})"
+    assert its.startswith("# iterations: ")
+    f = tmp_path / "fens.txt"
+    f.write_text("\n".join(fens) + "\n")
+    proc = looped("solve", "chess", "--file", f, "--model", chess_run, "--max-iters", "3")
+    assert proc.returncode == 0, proc.stderr
+    moves = proc.stdout.split()
+    assert len(moves) == 3 and all(chess.Move.from_uci(m) in chess.Board(x).legal_moves for m, x in zip(moves, fens))
+
+
+@pytest.mark.parametrize("fen", ["", "rnbqkbnr/pppppppp w", "8/8/8/8/8/8/8/8 w - - 0 1",
+                                 "R5k1/5ppp/8/8/8/8/5PPP/6K1 b - - 0 1", "7k/5Q2/6K1/8/8/8/8/8 b - - 0 1"])
+def test_bad_fen_gives_one_line_and_exit_2(fen):
+    assert_user_error(looped("solve", "chess", fen, "--model", "models/no-such-model"))

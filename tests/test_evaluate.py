@@ -32,7 +32,7 @@ def test_solve_stops_each_input_at_its_own_tolerance():
         expected = int(below[0]) + 1 if len(below) else 200
         assert int(sol.iterations[b]) == expected
         stopped = model(tokens[b : b + 1], expected).logits[expected].argmax(-1)[0]
-        assert torch.equal(sol.prediction[b], stopped)
+        assert torch.equal(sol.logits[b].argmax(-1), stopped)
 
 
 def test_budget_limit_is_clear():

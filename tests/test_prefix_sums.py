@@ -48,7 +48,8 @@ def test_parse_and_decode_round_trip():
     task = get_task("prefix-sums")
     tokens = task.parse(" 0110101\n")
     assert tokens.tolist() == [0, 1, 1, 0, 1, 0, 1]
-    assert task.decode(tokens, prefix_parity(tokens)) == "0100110"
+    logits = torch.nn.functional.one_hot(prefix_parity(tokens), 2).float()
+    assert task.decode("0110101", tokens, logits) == "0100110"
 
 
 @pytest.mark.parametrize("name", ["0", "-3", "abc", "1.5"])

@@ -125,7 +125,7 @@ def test_metrics_agree_with_the_numpy_checker(sets):
     pred = batch.targets.clone()
     pred[1, 0] = (pred[1, 0] + 1) % 9  # one wrong cell
     pred[2] = pred[2][torch.from_numpy(logic.random_symmetry(np.random.default_rng(1))[0])]  # valid, other givens
-    m = task.metrics(batch.inputs, pred, batch.targets)
+    m = task.metrics(batch.inputs, torch.nn.functional.one_hot(pred, 9).float(), batch.targets)
     expected_valid = [logic.is_valid_solution(p + 1, x) for p, x in zip(pred.numpy(), batch.inputs.numpy())]
     assert m["valid"].tolist() == expected_valid
     assert m["exact"].tolist() == [i not in (1, 2) for i in range(12)]
@@ -154,9 +154,10 @@ def test_parse_accepts_dots_and_rejects_bad_input(sets):
 def test_describe_shows_grid_and_validity(sets):
     task = get_task("sudoku")
     batch = task.generate(task.split("easy"), 12, seed=3)
-    lines = task.describe(batch.inputs[0], batch.targets[0])
+    logits = torch.nn.functional.one_hot(batch.targets[0], 9).float()
+    lines = task.describe("", batch.inputs[0], logits)
     assert lines[-1] == "valid: yes" and len(lines) == 12
-    assert task.decode(batch.inputs[0], batch.targets[0]) == "".join(str(d) for d in sets["easy"]["solutions"][0])
+    assert task.decode("", batch.inputs[0], logits) == "".join(str(d) for d in sets["easy"]["solutions"][0])
 
 
 @pytest.mark.skipif(shutil.which("qqwing") is None, reason="Debian qqwing not installed")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from .base import IGNORE_INDEX, Batch, InputError, Split, Task
+from .chess_puzzles import Chess
 from .prefix_sums import PrefixSums
 from .sudoku import Sudoku
 
 TASKS: dict[str, type[Task]] = {
     PrefixSums.name: PrefixSums,
     Sudoku.name: Sudoku,
+    Chess.name: Chess,
 }
 
 

