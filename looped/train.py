@@ -183,9 +183,8 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         if resume:
             self._restore_checkpoint()
-        else:
-            self.out.mkdir(parents=True, exist_ok=True)
-            runs.write_json(self.out / runs.CONFIG, self.config_dict())
+        self.out.mkdir(parents=True, exist_ok=True)
+        runs.write_json(self.out / runs.CONFIG, self.config_dict())  # on resume: records the new budget
 
     def config_dict(self) -> dict:
         return {"task": self.task.name, "model": self.model_cfg.to_dict(), "train": asdict(self.cfg)}

@@ -1,7 +1,7 @@
 """Tables and plots for docs/results/sudoku.md from the sudoku study's outputs.
 
 Usage: python scripts/sudoku_report.py RUNS_DIR OUT_DIR
-Reads RUNS_DIR/sd-*/eval.json and metrics.jsonl (RUNS_DIR is the study's run folder, or the
+Reads RUNS_DIR/sd-*/eval.json and metrics.jsonl (the study's runs and the long run sd-long) (RUNS_DIR is the study's run folder, or the
 committed copy docs/results/sudoku_runs); writes PNGs to OUT_DIR and prints Markdown tables.
 """
 
@@ -42,14 +42,14 @@ def at(r: dict, t: int, key: str = "accuracy_by_iteration") -> float:
 def run_table(runs_dir: Path) -> None:
     print("| run | n per tier | " + " | ".join(TIERS) + " | valid (hardest) | train wall time |")
     print("|---|---|" + "---|" * len(TIERS) + "---|---|")
-    for recall in RECALLS:
-        for run in runs_of(runs_dir, recall):
-            e = evals(run)
-            metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
-            cells = [f"{e[t]['best_accuracy']:.3f} ({e[t]['best_iteration']})" for t in TIERS]
-            valid = e["hardest"].get("best_valid", float("nan"))
-            print(f"| {run.name} | {e['easy']['n']} | " + " | ".join(cells) +
-                  f" | {valid:.3f} | {metrics[-1]['elapsed_s'] / 60:.0f} min |")
+    long = [runs_dir / "sd-long"] if evals(runs_dir / "sd-long") else []
+    for run in [r for recall in RECALLS for r in runs_of(runs_dir, recall)] + long:
+        e = evals(run)
+        metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
+        cells = [f"{e[t]['best_accuracy']:.3f} ({e[t]['best_iteration']})" for t in TIERS]
+        valid = e["hardest"].get("best_valid", float("nan"))
+        print(f"| {run.name} | {e['easy']['n']} | " + " | ".join(cells) +
+              f" | {valid:.3f} | {metrics[-1]['elapsed_s'] / 60:.0f} min |")
 
 
 def variant_table(runs_dir: Path) -> None:
@@ -72,8 +72,10 @@ def variant_table(runs_dir: Path) -> None:
               f"| {residual} |")
 
 
-def plots(runs_dir: Path, out: Path, best: str) -> None:
-    e = evals(runs_dir / best)
+def tiers_plot(runs_dir: Path, out: Path, name: str, filename: str) -> None:
+    e = evals(runs_dir / name)
+    if not e:
+        return
     fig, (ax, axr) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
     for t in TIERS:
         ax.plot(*series(e[t]), label=t)
@@ -81,15 +83,17 @@ def plots(runs_dir: Path, out: Path, best: str) -> None:
     ax.axvline(20, color="grey", ls=":", lw=1)
     ax.text(21, 0.02, "training depth", color="grey", fontsize=8)
     ax.set_ylabel("exact grids")
-    ax.set_title(f"sudoku, {best}: trained on easy + medium only")
+    ax.set_title(f"sudoku, {name}: trained on easy + medium only")
     ax.legend(fontsize=8)
     axr.set_yscale("log")
     axr.set_ylabel("relative residual")
     axr.set_xlabel("iteration")
     fig.tight_layout()
-    fig.savefig(out / "sudoku_tiers.png", dpi=110)
+    fig.savefig(out / filename, dpi=110)
     plt.close(fig)
 
+
+def variants_plot(runs_dir: Path, out: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     colors = {"internal": "C0", "input": "C1", "none": "C2"}
     for recall in RECALLS:
@@ -107,14 +111,16 @@ def plots(runs_dir: Path, out: Path, best: str) -> None:
     plt.close(fig)
 
 
-def main(runs_dir: Path, out: Path, best: str) -> None:
+def main(runs_dir: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     print("## runs: best exact-grid accuracy per tier (iteration)\n")
     run_table(runs_dir)
     print("\n## variants: mean (min-max) over seeds\n")
     variant_table(runs_dir)
-    plots(runs_dir, out, best)
+    tiers_plot(runs_dir, out, "sd-internal-layernorm-s0", "sudoku_tiers.png")
+    tiers_plot(runs_dir, out, "sd-long", "sudoku_long_tiers.png")
+    variants_plot(runs_dir, out)
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "sd-internal-layernorm-s0")
+    main(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -107,6 +107,14 @@ def test_resume_continues_to_the_same_weights_and_metrics(tmp_path, variant):
     assert strip(runs.read_metrics(tmp_path / "full")) == strip(runs.read_metrics(tmp_path / "part"))
 
 
+def test_resume_with_a_new_budget_records_it(tmp_path):
+    Trainer(tmp_path / "r", small_train(steps=4), LoopedConfig(**SMALL), resume=False).run(show_progress=False)
+    Trainer(tmp_path / "r", small_train(steps=6), None, resume=True).run(show_progress=False)
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert cfg["train"]["steps"] == 6 and cfg["model"]["d_model"] == 16
+    assert [r["step"] for r in runs.read_metrics(tmp_path / "r")] == list(range(1, 7))
+
+
 def test_run_directory_layout(tmp_path):
     Trainer(tmp_path / "r", small_train(), LoopedConfig(**SMALL), resume=False).run(show_progress=False)
     files = {p.name for p in (tmp_path / "r").iterdir()}

@@ -37,7 +37,7 @@ from .cache import cache_dir
 
 MAX_MATE = 5
 SHARD_SIZE = 250
-PREFILTER_DEPTH, PREFILTER_CP = 6, 300
+PREFILTER_DEPTH, PREFILTER_CP = 6, 600
 MATES_DIR = Path(__file__).resolve().parent.parent / "data" / "chess"
 LICHESS_FILE = "lichess.csv"
 FIELDS = ("fen", "move", "mate", "depth")
