@@ -55,7 +55,7 @@ def analyze_run(run: Path, split: str | None, n: int, max_iter: int, tol: float,
     h = res.h
     rho = stability.spectral_radius(F, h, x)
     jnorm = stability.jacobian_norm(F, h, x)
-    sens = stability.sensitivity(F, h, x, seed=seed)
+    sens = stability.sensitivity(F, h, x, seed=seed, rho=rho)
     auto = stability.autonomy_check(F, h0, x, max_iter=max_iter, tol=tol, agree=AGREE)
     final_res = res.residuals.nan_to_num(nan=math.inf).amin(dim=1)
     distinct = stability.count_distinct(h, final_res)
@@ -63,6 +63,7 @@ def analyze_run(run: Path, split: str | None, n: int, max_iter: int, tol: float,
     cond, exact = stability.condition_number(F, h, x, dense_limit=dense_limit)
     back = stability.backward_stability(F, h, x)
     basin = stability.basins(F, h0, x, trials=3, max_iter=max_iter, tol=tol)
+    growth = stability.norm_growth(F, h0, x, max_iter)
     with torch.no_grad():
         pred = task.predict(batch.inputs, model.readout(h).cpu())
     accuracy = task.score(pred, batch.targets).double().mean().item()
@@ -88,6 +89,7 @@ def analyze_run(run: Path, split: str | None, n: int, max_iter: int, tol: float,
             "rho_max": _finite_or_none(float(rho.max())),
             "jacobian_norm_median": _finite_or_none(_median(jnorm)),
             "same_basin_fraction": basin.same_basin.double().mean().item(),
+            "state_norm_growth_median": _finite_or_none(float(growth.double().median())),  # inf: diverged
         },
         "input_dependence": {
             "sensitivity_median": _finite_or_none(_median(sens)),

@@ -94,6 +94,13 @@ def build_parser() -> Parser:
     a.add_argument("--json", action="store_true", help="print the JSON result on stdout")
     a.add_argument("--device", default="auto")
 
+    r = sub.add_parser("reproduce", help="rerun the paper's study and judge its claims (resumable)")
+    r.add_argument("--budget", choices=("smoke", "cpu", "gpu"), default="smoke",
+                   help="smoke: minutes; cpu: about 6 hours on 2 cores; gpu: paper scale on one GPU")
+    r.add_argument("--out", type=Path, required=True, help="output folder; rerun the same command to resume")
+    r.add_argument("--workers", type=int, default=1, help="runs in parallel (processes)")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+
     s = sub.add_parser("solve", help="solve your own input with a trained model")
     s.add_argument("task", choices=sorted(TASKS))
     s.add_argument("input", nargs="?", help="one input, e.g. a bit string")
@@ -195,7 +202,20 @@ def cmd_solve(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "analyze": cmd_analyze, "solve": cmd_solve}
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import reproduce
+
+    if args.workers < 1:
+        raise InputError(f"--workers must be positive, got {args.workers}")
+    command = f"looped reproduce --budget {args.budget} --out {args.out}"
+    verdicts = reproduce(args.budget, args.out, workers=args.workers, progress=not args.quiet, command=command)
+    for v in verdicts:
+        print(f"{v.claim} {v.verdict}: {v.evidence}")
+    print(f"report: {args.out / 'REPORT.md'}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "analyze": cmd_analyze, "solve": cmd_solve, "reproduce": cmd_reproduce}
 
 
 if __name__ == "__main__":

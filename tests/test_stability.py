@@ -227,3 +227,13 @@ def test_works_through_transformer_attention_on_cpu():
     sens = stability.sensitivity(F, res.h, x)
     assert rho.shape == (2,) and torch.isfinite(rho).all()
     assert torch.isfinite(sens).all()
+
+
+def test_norm_growth_of_scalings_and_divergence():
+    h0 = torch.randn(3, 4, 5, dtype=torch.float64)
+    x = torch.zeros_like(h0)
+    scale = torch.tensor([0.5, 1.0, 1.5], dtype=torch.float64).view(3, 1, 1)
+    growth = stability.norm_growth(lambda h, x: scale * h, h0, x, steps=7)
+    torch.testing.assert_close(growth, scale.flatten() ** 7)
+    blown = stability.norm_growth(lambda h, x: h * 1e300, h0, x, steps=3)
+    assert torch.isinf(blown).all()

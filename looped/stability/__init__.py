@@ -22,6 +22,7 @@ from .analysis import (
     basins,
     condition_number,
     count_distinct,
+    norm_growth,
     decay_rate,
     lipschitz,
     unrolled_gradient_growth,
@@ -45,6 +46,6 @@ def from_model(model, tokens: torch.Tensor, positions: torch.Tensor | None = Non
 __all__ = [
     "AutonomyReport", "BackwardReport", "BasinReport", "SolveResult", "autodiff_safe", "autonomy_check",
     "backward_stability", "basins", "condition_number", "count_distinct", "decay_rate", "dense_jacobian",
-    "from_model", "gmres", "jacobian_norm", "jvp_h", "jvp_x", "lipschitz", "sensitivity", "solve",
+    "from_model", "gmres", "jacobian_norm", "jvp_h", "jvp_x", "lipschitz", "norm_growth", "sensitivity", "solve",
     "spectral_radius", "unrolled_gradient_growth", "vjp_h",
 ]

@@ -19,6 +19,16 @@ from .solver import SolveResult, solve
 
 
 # -- reachability ----------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def norm_growth(F: Map, h0: torch.Tensor, x: torch.Tensor, steps: int) -> torch.Tensor:
+    """(B,) ``||h_T|| / ||h_0||`` after ``steps`` plain iterations (inf once an iterate is non-finite)."""
+    h = h0
+    for _ in range(steps):
+        h = F(h, x)
+    growth = _norm(h) / _norm(h0).clamp_min(1e-30)
+    return torch.where(torch.isfinite(growth), growth, torch.full_like(growth, math.inf))
 def decay_rate(res: SolveResult, window: int = 20) -> torch.Tensor:
     """Per-sample geometric decay factor of the relative residual over its last ``window`` finite steps.
 

@@ -124,9 +124,15 @@ def jacobian_norm(F: Map, h: torch.Tensor, x: torch.Tensor, k: int = 40, seed: i
 def gmres(matvec: MatVec, b: torch.Tensor, tol: float = 1e-10, restart: int = 60, max_restarts: int = 20):
     """Solve ``A u = b`` per sample by restarted GMRES.
 
+    A Krylov space of the state's full dimension ``n`` solves the system exactly, so small states
+    (``n <= 4 * restart``) get full GMRES: ``restart = n`` and two cycles (the second mops up rounding).
+
     Args: matvec (B, ...) -> (B, ...); b (B, ...). Returns (u (B, ...), relative residual (B,), converged (B,)).
     """
     B = b.shape[0]
+    n = b[0].numel()
+    if n <= 4 * restart:
+        restart, max_restarts = n, min(max_restarts, 2)
     u = torch.zeros_like(b, dtype=torch.float64)
     b64 = b.double()
     bnorm = _norm(b64).clamp_min(1e-300)
@@ -188,18 +194,20 @@ def solve_identity_minus_jacobian(
 
 
 def sensitivity(
-    F: Map, h: torch.Tensor, x: torch.Tensor, v: torch.Tensor | None = None, tol: float = 1e-10, seed: int = 0
+    F: Map, h: torch.Tensor, x: torch.Tensor, v: torch.Tensor | None = None, tol: float = 1e-10, seed: int = 0,
+    rho: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Implicit-function sensitivity ``||(I - J_h)^{-1} J_x v||`` per sample.
 
     Args: h (B, ...) a fixed point of ``F(., x)``; x (B, ...); v (B, ...) shaped like x, or None for a
-    random direction of unit norm per sample. Returns (B,) float64; NaN where the solve failed.
+    random direction of unit norm per sample; rho (B,) ``spectral_radius`` if already known.
+    Returns (B,) float64; NaN where the solve failed.
     """
     h, x = h.detach(), x.detach()
     if v is None:
         v = _random_like(x, seed)
         v = v / _bcast(_norm(v), v)
-    u, ok = solve_identity_minus_jacobian(F, h, x, jvp_x(F, h, x, v), tol=tol)
+    u, ok = solve_identity_minus_jacobian(F, h, x, jvp_x(F, h, x, v), tol=tol, rho=rho)
     return torch.where(ok, _norm(u).double(), torch.nan)
 
 
