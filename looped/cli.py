@@ -80,6 +80,7 @@ def build_parser() -> Parser:
     e.add_argument("--out", type=Path, default=None, help="where to write eval.json/eval.png (default RUN/eval)")
     e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     e.add_argument("--compile", action="store_true", help="torch.compile the loop step (faster long evals)")
+    add_halting(e, "off: every example runs --max-iters (accuracy at each fixed iteration)")
     e.add_argument("--device", default="auto")
     e.add_argument("--quiet", action="store_true")
 
@@ -107,9 +108,23 @@ def build_parser() -> Parser:
     s.add_argument("--file", type=Path, help="one input per line; prints one answer per line")
     s.add_argument("--model", type=Path, default=None, help="run directory (default: models/TASK)")
     s.add_argument("--max-iters", type=int, default=None, help="default: 4 x length, at least 64")
-    s.add_argument("--tol", type=float, default=1e-3, help="stop once the relative residual is below this")
+    add_halting(s, "off: run --max-iters")
     s.add_argument("--device", default="auto")
     return p
+
+
+def add_halting(p: argparse.ArgumentParser, off: str) -> None:
+    p.add_argument("--halting", choices=("on", "off"), default="on",
+                   help=f"on (default): each input stops once it halts; {off}")
+    p.add_argument("--tol", type=float, default=1e-3, help="halt once the relative residual is below this")
+    p.add_argument("--patience", type=int, default=10, help="or once the prediction is unchanged this many steps")
+
+
+def halting_of(args: argparse.Namespace):
+    from .evaluate import Halting
+
+    halting = Halting(tol=args.tol, patience=args.patience)  # validates both even when off
+    return halting if args.halting == "on" else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,7 +172,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     result = evaluate_run(
         args.run, splits=args.lengths or args.split, n=args.n, max_iters=args.max_iters, seed=args.seed,
-        out=args.out, device=args.device, progress=not args.quiet, compile=args.compile,
+        out=args.out, device=args.device, progress=not args.quiet, compile=args.compile, halting=halting_of(args),
     )
     if args.json:
         print(json.dumps(result))
@@ -197,7 +212,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     else:
         lines = [args.input]
     model_dir = args.model if args.model is not None else MODELS_DIR / args.task
-    for line in solve_command(args.task, lines, model_dir, args.max_iters, args.tol, args.device, args.file is None):
+    halting = halting_of(args)
+    for line in solve_command(args.task, lines, model_dir, args.max_iters, halting, args.device, args.file is None):
         print(line)
     return 0
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
 from tqdm import tqdm
 
 from .model import LoopedTransformer, relative_residual
-from .tasks import Batch, Task
+from .tasks import Batch, InputError, Task
 
 EVAL_SEED_BASE = 10**12  # evaluation data never shares a seed with training batches
 MAX_ELEMENTS = int(os.environ.get("LOOPED_MAX_ELEMENTS", 2_000_000_000))  # examples x length x iterations per call
@@ -23,13 +24,15 @@ class LimitError(ValueError):
 class Curve:
     """Accuracy and mean relative residual after each iteration ``1..T`` on one split.
 
-    ``extra`` holds the task's other metrics (``Task.metrics``) per iteration, by name.
+    ``extra`` holds the task's other metrics (``Task.metrics``) per iteration, by name;
+    ``mean_iterations_used`` the mean steps per sample (fewer than ``T`` with halting).
     """
 
     split: str
     n: int
     accuracy: list[float]
     residual: list[float]
+    mean_iterations_used: float
     extra: dict[str, list[float]] = field(default_factory=dict)
 
     @property
@@ -48,38 +51,107 @@ class Curve:
             "best_accuracy": self.accuracy[best - 1],
             "final_accuracy": self.accuracy[-1],
             "final_residual": self.residual[-1],
+            "mean_iterations_used": self.mean_iterations_used,
             **{f"{name}_by_iteration": {str(t + 1): v for t, v in enumerate(vals)} for name, vals in self.extra.items()},
             **{f"best_{name}": vals[best - 1] for name, vals in self.extra.items()},
         }
 
 
+@dataclass(frozen=True)
+class Halting:
+    """When a sample stops iterating: its relative residual falls below ``tol``, or its prediction
+    has not changed for ``patience`` steps. Halted samples leave the batch, so they stop costing
+    compute; the batch is compacted once a quarter of it has halted (few distinct shapes)."""
+
+    tol: float = 1e-3
+    patience: int = 10
+
+    def __post_init__(self) -> None:
+        if not self.tol > 0:
+            raise InputError(f"halting tolerance must be positive, got {self.tol}")
+        if self.patience < 1:
+            raise InputError(f"halting patience must be a positive integer, got {self.patience}")
+
+
+@dataclass
+class LoopState:
+    """What ``iterate`` exposes after each step. logits (B, L, C) and residual (B,) hold each sample's
+    latest values, frozen once it halts; used (B,) the iterations each used so far."""
+
+    logits: torch.Tensor
+    residual: torch.Tensor
+    used: torch.Tensor
+    live: int  # samples still iterating
+
+
+@torch.no_grad()
+def iterate(model: LoopedTransformer, task: Task, tokens: torch.Tensor, positions: torch.Tensor | None,
+            max_iters: int, halting: Halting | None = None) -> Iterator[LoopState]:
+    """Run the loop on ``tokens`` (B, L) for up to ``max_iters`` steps, yielding a ``LoopState`` after each."""
+    x = model.embed_input(tokens, positions)
+    h = model.initial_state(x)
+    B, dev = tokens.shape[0], tokens.device
+    state = LoopState(model.readout(h), torch.zeros(B, device=dev), torch.zeros(B, dtype=torch.long, device=dev), B)
+    rows = torch.arange(B, device=dev)  # the samples in the working batch (h, x)
+    active = torch.ones(B, dtype=torch.bool, device=dev)
+    last = task.predict(tokens, state.logits)
+    unchanged = torch.zeros(B, dtype=torch.long, device=dev)
+    for _ in range(max_iters):
+        h_next = model.step(h, x)
+        r = relative_residual(h_next, h)
+        h = h_next
+        on = active[rows]  # working-batch entries that have not halted yet
+        ids = rows[on]
+        logits = model.readout(h[on])
+        state.logits[ids], state.residual[ids] = logits, r[on].to(state.residual.dtype)
+        state.used[ids] += 1
+        if halting is not None:
+            pred = task.predict(tokens[ids], logits)
+            unchanged[ids] = torch.where((pred == last[ids]).flatten(1).all(1), unchanged[ids] + 1, 0)
+            last[ids] = pred
+            active[ids[(r[on] < halting.tol) | (unchanged[ids] >= halting.patience)]] = False
+            keep = active[rows]
+            if int(keep.sum()) <= 3 * len(rows) // 4:
+                rows, h, x = rows[keep], h[keep], x[keep]
+        state.live = int(active.sum())
+        yield state
+        if state.live == 0:
+            return
+
+
 @torch.no_grad()
 def accuracy_curve(
-    model: LoopedTransformer, task: Task, batch: Batch, max_iters: int, chunk: int = 500, progress: bool = False
-) -> tuple[dict[str, list[float]], list[float]]:
+    model: LoopedTransformer, task: Task, batch: Batch, max_iters: int, chunk: int = 500, progress: bool = False,
+    halting: Halting | None = None,
+) -> tuple[dict[str, list[float]], list[float], torch.Tensor]:
     """The task's metrics (``exact`` first) and the mean relative residual after every iteration.
 
-    Args: batch with inputs (N, L); max_iters T. Returns ({metric: T values}, T residuals).
-    Examples are processed in chunks, and only the current state is kept.
+    Args: batch with inputs (N, L); max_iters T; halting: per-sample stopping (None: all run T steps).
+    Returns ({metric: T values}, T residuals, (N,) iterations each sample used). A halted sample
+    keeps its last prediction and residual. Examples are processed in chunks; only states are kept.
     """
     device = next(model.parameters()).device
     sums: dict[str, torch.Tensor] = {}
     resid = torch.zeros(max_iters, dtype=torch.float64)
+    used = []
     n = len(batch)
     bar = tqdm(total=n * max_iters, disable=not progress, unit="it", unit_scale=True, leave=False)
     for start in range(0, n, chunk):
         part = batch.slice(start, start + chunk).to(device)
-        x_emb = model.embed_input(part.inputs, part.positions)
-        h = model.initial_state(x_emb)
-        for t in range(max_iters):
-            h_next = model.step(h, x_emb)
-            resid[t] += relative_residual(h_next, h).double().sum().cpu()
-            h = h_next
-            for name, values in task.metrics(part.inputs, model.readout(h), part.targets).items():
-                sums.setdefault(name, torch.zeros(max_iters, dtype=torch.float64))[t] += values.double().sum().cpu()
-        bar.update(len(part) * max_iters)
+        for t, state in enumerate(iterate(model, task, part.inputs, part.positions, max_iters, halting)):
+            values = {k: v.double().sum().cpu() for k, v in task.metrics(part.inputs, state.logits, part.targets).items()}
+            r = state.residual.double().sum().cpu()
+            for name, v in values.items():
+                sums.setdefault(name, torch.zeros(max_iters, dtype=torch.float64))[t] += v
+            resid[t] += r
+            bar.update(len(part))
+        for name, v in values.items():  # all halted early: every later iteration repeats the last values
+            sums[name][t + 1 :] += v
+        resid[t + 1 :] += r
+        used.append(state.used.cpu())
+        bar.update(len(part) * (max_iters - t - 1))
     bar.close()
-    return {name: (s / n).tolist() for name, s in sums.items()}, (resid / n).tolist()
+    return {name: (s / n).tolist() for name, s in sums.items()}, (resid / n).tolist(), torch.cat(used)
 
 
 def check_budget(n: int, length: int, iterations: int) -> None:
@@ -99,31 +171,11 @@ class Solution:
     iterations: torch.Tensor
 
 
-@torch.no_grad()
-def solve_inputs(
-    model: LoopedTransformer, tokens: torch.Tensor, positions: torch.Tensor | None, max_iters: int, tol: float
-) -> Solution:
-    """Iterate each input until its relative residual falls below ``tol`` (or ``max_iters``).
-
-    Args: tokens (B, L). Returns a ``Solution``; each row keeps the prediction of the step it stopped at.
-    """
+def solve_inputs(model: LoopedTransformer, task: Task, tokens: torch.Tensor, positions: torch.Tensor | None,
+                 max_iters: int, halting: Halting | None) -> Solution:
+    """Iterate each input until it halts (or for ``max_iters``). Args: tokens (B, L)."""
     device = next(model.parameters()).device
-    tokens = tokens.to(device)
-    x_emb = model.embed_input(tokens, None if positions is None else positions.to(device))
-    h = model.initial_state(x_emb)
-    B = tokens.shape[0]
-    used = torch.full((B,), max_iters, dtype=torch.long)
-    done = torch.zeros(B, dtype=torch.bool)
-    logits = model.readout(h)
-    for t in range(1, max_iters + 1):
-        h_next = model.step(h, x_emb)
-        r = relative_residual(h_next, h).cpu()
-        h = h_next
-        live = ~done
-        logits[live.to(device)] = model.readout(h[live.to(device)])
-        newly = live & (r < tol)
-        used[newly] = t
-        done |= newly
-        if done.all():
-            break
-    return Solution(logits=logits.cpu(), iterations=used)
+    positions = None if positions is None else positions.to(device)
+    for state in iterate(model, task, tokens.to(device), positions, max_iters, halting):
+        pass
+    return Solution(logits=state.logits.cpu(), iterations=state.used.cpu())

@@ -358,7 +358,7 @@ class LoopedTransformer(nn.Module):
 
     def compile_step(self) -> None:
         """Replace ``step`` with a ``torch.compile``-d version (faster loops; first call compiles)."""
-        self.step = torch.compile(self.step, dynamic=False)
+        self.step = torch.compile(self.step, dynamic=None)  # halting shrinks the batch: shapes vary
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -20,8 +20,11 @@ def evaluate_run(
     device: str = "auto",
     progress: bool = True,
     compile: bool = False,
+    halting: evaluate.Halting | None = None,
 ) -> dict:
     """Accuracy and residual at every iteration on each split; writes ``eval.json`` and ``eval.png``.
+
+    With ``halting``, each example stops when it halts and keeps its last prediction afterwards.
 
     Returns the JSON-ready result ``{"task", "run", "results": [...]}``.
     """
@@ -40,14 +43,16 @@ def evaluate_run(
         evaluate.check_budget(n, task.input_length(split), max_iters)
     for split in parsed:
         batch = task.generate(split, n, seed=EVAL_SEED_BASE + seed)
-        metrics, res = evaluate.accuracy_curve(model, task, batch, max_iters, progress=progress)
+        metrics, res, used = evaluate.accuracy_curve(model, task, batch, max_iters, progress=progress, halting=halting)
         acc = metrics.pop("exact")
-        curves.append(Curve(split=split.name, n=n, accuracy=acc, residual=res, extra=metrics))
+        curves.append(Curve(split=split.name, n=len(batch), accuracy=acc, residual=res,
+                            mean_iterations_used=used.double().mean().item(), extra=metrics))
     result = {
         "task": task.name,
         "run": str(run),
         "max_iters": max_iters,
         "seed": seed,
+        "halting": None if halting is None else {"tol": halting.tol, "patience": halting.patience},
         "results": [c.as_dict(task.split_key) for c in curves],
     }
     out = Path(out) if out is not None else Path(run) / "eval"
@@ -61,11 +66,13 @@ def evaluate_run(
 def print_table(curves: list[Curve], split_key: str) -> None:
     import sys
 
-    print(f"{split_key:>8} {'n':>6} {'best_it':>7} {'best_acc':>8} {'final_acc':>9} {'final_res':>9}", file=sys.stderr)
+    print(f"{split_key:>8} {'n':>6} {'best_it':>7} {'best_acc':>8} {'final_acc':>9} {'final_res':>9} {'mean_its':>8}",
+          file=sys.stderr)
     for c in curves:
         b = c.best_iteration
         print(
-            f"{c.split:>8} {c.n:>6} {b:>7} {c.accuracy[b - 1]:>8.4f} {c.accuracy[-1]:>9.4f} {c.residual[-1]:>9.2e}",
+            f"{c.split:>8} {c.n:>6} {b:>7} {c.accuracy[b - 1]:>8.4f} {c.accuracy[-1]:>9.4f} {c.residual[-1]:>9.2e} "
+            f"{c.mean_iterations_used:>8.1f}",
             file=sys.stderr,
         )
 
@@ -95,7 +102,8 @@ def plot_curves(curves: list[Curve], split_key: str, path: Path, title: str) -> 
 
 
 def solve_command(
-    task_name: str, lines: list[str], model_dir: Path, max_iters: int | None, tol: float, device: str, verbose: bool
+    task_name: str, lines: list[str], model_dir: Path, max_iters: int | None, halting: evaluate.Halting | None,
+    device: str, verbose: bool,
 ) -> list[str]:
     """Parse every line first (so one bad line fails before any work), then solve them in order."""
     task = get_task(task_name)
@@ -108,8 +116,6 @@ def solve_command(
     model, model_task, _ = runs.load_model(model_dir, pick_device(device))
     if model_task.name != task.name:
         raise runs.RunError(f"{model_dir} holds a {model_task.name} model, not {task.name}")
-    if not tol > 0:
-        raise InputError(f"--tol must be positive, got {tol}")
     answers = []
     for line, tokens in zip(lines, encoded):
         length = tokens.shape[0]
@@ -117,7 +123,7 @@ def solve_command(
         if iters < 1:
             raise InputError(f"--max-iters must be positive, got {iters}")
         evaluate.check_budget(1, length, iters)
-        sol = evaluate.solve_inputs(model, tokens[None], task.positions(length), iters, tol)
+        sol = evaluate.solve_inputs(model, task, tokens[None], task.positions(length), iters, halting)
         if verbose:
             answers.extend(task.describe(line, tokens, sol.logits[0]) + [f"# iterations: {int(sol.iterations[0])}"])
         else:

@@ -1,9 +1,14 @@
+from pathlib import Path
+
 import pytest
 import torch
 
-from looped.evaluate import LimitError, accuracy_curve, check_budget, solve_inputs
+from looped.evaluate import Halting, LimitError, accuracy_curve, check_budget, solve_inputs
 from looped.model import LoopedConfig, LoopedTransformer
 from looped.tasks import get_task
+
+
+SHIPPED = Path(__file__).resolve().parent.parent / "models" / "prefix-sums"
 
 
 def tiny():
@@ -13,7 +18,8 @@ def tiny():
 def test_accuracy_curve_matches_forward_at_every_iteration():
     model, task = tiny(), get_task("prefix-sums")
     batch = task.generate(task.split("6"), 40, seed=1)
-    metrics, res = accuracy_curve(model, task, batch, max_iters=5, chunk=7)
+    metrics, res, used = accuracy_curve(model, task, batch, max_iters=5, chunk=7)
+    assert used.tolist() == [5] * 40
     acc = metrics["exact"]
     out = model(batch.inputs, 5, logits_at=[1, 2, 3, 4, 5], track_residuals=True)
     for t in range(1, 6):
@@ -22,17 +28,62 @@ def test_accuracy_curve_matches_forward_at_every_iteration():
     torch.testing.assert_close(torch.tensor(res, dtype=torch.float64), out.residuals.double().mean(1), rtol=1e-5, atol=1e-7)
 
 
-def test_solve_stops_each_input_at_its_own_tolerance():
-    model = tiny()
+def halting_reference(model, tokens, max_iters, halting):
+    """Per sample, the step at which it halts, from one full unhalted run (no compaction)."""
+    out = model(tokens, max_iters, logits_at=list(range(0, max_iters + 1)), track_residuals=True)
+    stops = []
+    for b in range(tokens.shape[0]):
+        unchanged, stop = 0, max_iters
+        for t in range(1, max_iters + 1):
+            same = torch.equal(out.logits[t][b].argmax(-1), out.logits[t - 1][b].argmax(-1))
+            unchanged = unchanged + 1 if same else 0
+            if out.residuals[t - 1, b] < halting.tol or unchanged >= halting.patience:
+                stop = t
+                break
+        stops.append(stop)
+    return out, stops
+
+
+@pytest.mark.parametrize("halting", [Halting(tol=1e-3, patience=1000), Halting(tol=1e-12, patience=4),
+                                     Halting(tol=1e-2, patience=6)])
+def test_halting_stops_each_input_where_a_full_run_says(halting):
+    from looped import runs
+
+    model, task, _ = runs.load_model(SHIPPED)  # trained: inputs settle at different steps
+    tokens = torch.randint(0, 2, (13, 24), generator=torch.Generator().manual_seed(0))
+    out, stops = halting_reference(model, tokens, 60, halting)
+    assert len(set(stops)) >= 3 and max(stops) < 60
+    sol = solve_inputs(model, task, tokens, None, max_iters=60, halting=halting)
+    assert sol.iterations.tolist() == stops
+    for b, t in enumerate(stops):
+        torch.testing.assert_close(sol.logits[b], out.logits[t][b], rtol=1e-5, atol=1e-6)
+    # the curve keeps each halted sample's prediction, and the batch is compacted, not masked
+    batch = task.generate(task.split("24"), 13, seed=0)
+    batch.inputs = tokens
+    batch.targets = (tokens.cumsum(1) % 2)
+    metrics, res, used = accuracy_curve(model, task, batch, 60, chunk=5, halting=halting)
+    assert used.tolist() == stops
+    for t in (1, 7, 30, 60):
+        frozen = torch.stack([out.logits[min(t, s)][b] for b, s in enumerate(stops)])
+        expected = task.score(frozen.argmax(-1), batch.targets).double().mean().item()
+        assert metrics["exact"][t - 1] == pytest.approx(expected)
+
+
+def test_halting_off_runs_every_input_to_the_cap():
+    model, task = tiny(), get_task("prefix-sums")
     tokens = torch.randint(0, 2, (3, 9))
-    sol = solve_inputs(model, tokens, None, max_iters=200, tol=1e-4)
-    out = model(tokens, 200, track_residuals=True)
-    for b in range(3):
-        below = (out.residuals[:, b] < 1e-4).nonzero()
-        expected = int(below[0]) + 1 if len(below) else 200
-        assert int(sol.iterations[b]) == expected
-        stopped = model(tokens[b : b + 1], expected).logits[expected].argmax(-1)[0]
-        assert torch.equal(sol.logits[b].argmax(-1), stopped)
+    sol = solve_inputs(model, task, tokens, None, max_iters=17, halting=None)
+    assert sol.iterations.tolist() == [17, 17, 17]
+    torch.testing.assert_close(sol.logits, model(tokens, 17).logits[17], rtol=1e-5, atol=1e-6)
+
+
+def test_halting_settings_are_validated():
+    from looped.tasks import InputError
+
+    with pytest.raises(InputError):
+        Halting(tol=0)
+    with pytest.raises(InputError):
+        Halting(patience=0)
 
 
 def test_budget_limit_is_clear():

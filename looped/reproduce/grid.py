@@ -114,7 +114,7 @@ def curves(run: Path, plan: TaskPlan) -> dict:
     out = {}
     for name in plan.easy + plan.hard:
         batch = task.generate(task.split(name), plan.n_eval, seed=evaluate.EVAL_SEED_BASE)
-        metrics, residual = evaluate.accuracy_curve(model, task, batch, plan.max_iters)
+        metrics, residual, _ = evaluate.accuracy_curve(model, task, batch, plan.max_iters)
         out[name] = {"n": len(batch), "accuracy": metrics.pop("exact"), "residual": residual, **metrics}
     return out
 
