@@ -28,7 +28,7 @@ train() {  # name recall train-iters
 evaluate() {  # name max-iters
   local run="$OUT/ch-$1"
   [ -s "$run/eval.json" ] && return
-  looped eval "$run" --n "$N" --max-iters "$2" --compile --quiet --json --out "$run/eval" > "$run/eval.json.tmp"
+  looped eval "$run" --n "$N" --max-iters "$2" --halting off --compile --quiet --json --out "$run/eval" > "$run/eval.json.tmp"
   mv "$run/eval.json.tmp" "$run/eval.json"
 }
 

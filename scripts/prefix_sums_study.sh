@@ -28,7 +28,7 @@ evaluate() {  # run kind [max-iters of main]
     tenk) args="--lengths 512 --n 10000 --max-iters 260" ;;
     var)  args="--lengths 32,512 --n 500 --max-iters 400" ;;   # the other five variants
   esac
-  looped eval "$run" $args --compile --quiet --json --out "$run/eval-$2" > "$run/eval-$2.json.tmp"
+  looped eval "$run" $args --halting off --compile --quiet --json --out "$run/eval-$2" > "$run/eval-$2.json.tmp"
   mv "$run/eval-$2.json.tmp" "$run/eval-$2.json"
 }
 

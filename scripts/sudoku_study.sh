@@ -24,7 +24,7 @@ train() {  # recall seed
 evaluate() {  # run n max-iters
   local run="$OUT/$1"
   [ -s "$run/eval.json" ] && return
-  looped eval "$run" --n "$2" --max-iters "$3" --compile --quiet --json --out "$run/eval" > "$run/eval.json.tmp"
+  looped eval "$run" --n "$2" --max-iters "$3" --halting off --compile --quiet --json --out "$run/eval" > "$run/eval.json.tmp"
   mv "$run/eval.json.tmp" "$run/eval.json"
 }
 
