@@ -58,6 +58,8 @@ def build_parser() -> Parser:
     t.add_argument("--init-scale", type=float, default=1.0, help="multiply block weights at init")
     t.add_argument("--train-iters", type=int, default=16, help="N, the maximum training depth")
     t.add_argument("--alpha", type=float, default=1.0, help="progressive-loss weight (0: last-iteration loss)")
+    t.add_argument("--grad-window", type=int, default=None,
+                   help="backpropagate through at most this many iterations (memory flat in --train-iters)")
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--weight-decay", type=float, default=0.01)
@@ -149,7 +151,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     train_cfg = TrainConfig(
         task=args.task, seed=args.seed, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
         lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, train_iters=args.train_iters,
-        alpha=args.alpha, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, augment=args.augment,
+        alpha=args.alpha, grad_window=args.grad_window, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, augment=args.augment,
         compile=args.compile, device=args.device,
     )
     model_cfg = None

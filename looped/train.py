@@ -46,6 +46,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     train_iters: int = 16
     alpha: float = 1.0
+    grad_window: int | None = None  # at most this many steps with gradient: memory flat in train_iters
     eval_every: int = 250
     eval_size: int = 256
     checkpoint_every: int = 250
@@ -75,6 +76,8 @@ class TrainConfig:
             self.train_splits = tuple(str(s) for s in self.train_splits)
             if not self.train_splits:
                 raise ConfigError("train_splits must name at least one split")
+        if self.grad_window is not None and self.grad_window < 1:
+            raise ConfigError(f"grad_window must be a positive integer, got {self.grad_window}")
         if self.warmup_steps < 0 or self.weight_decay < 0:
             raise ConfigError("warmup_steps and weight_decay must not be negative")
 
@@ -108,33 +111,39 @@ def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 def progressive_loss(
     model: LoopedTransformer, batch: Batch, n: int, k: int, total: int, alpha: float,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | None = None, grad_window: int | None = None,
 ) -> torch.Tensor:
     """The loss of one batch; see the module docstring. ``n`` no-grad steps, then ``k`` with grad.
 
     With ``n = 0`` the gradient segment starts at ``h_0`` itself, so the input embedding gets a
     gradient even when ``recall='none'``. ``generator`` draws ``h_0`` when ``init='random'``.
+    ``grad_window`` W: the full-depth term also backpropagates through its last W steps only.
     """
     h0 = model.initial_state(model.embed_input(batch.inputs, batch.positions), generator)
     loss = torch.zeros((), device=batch.inputs.device)
     if alpha > 0:
-        start = h0
-        if n > 0:
-            with torch.no_grad():
-                start = model(batch.inputs, n, state=h0.detach(), positions=batch.positions, logits_at=[]).state
-        out = model(batch.inputs, k, state=start, positions=batch.positions)
-        loss = loss + alpha * loss_fn(out.logits[k], batch.targets)
+        loss = loss + alpha * _segment_loss(model, batch, h0, n, k)
     if alpha < 1:
-        out = model(batch.inputs, total, state=h0, positions=batch.positions)
-        loss = loss + (1 - alpha) * loss_fn(out.logits[total], batch.targets)
+        window = total if grad_window is None else min(grad_window, total)
+        loss = loss + (1 - alpha) * _segment_loss(model, batch, h0, total - window, window)
     return loss
 
 
-def draw_depths(seed: int, step: int, total: int) -> tuple[int, int]:
-    """``n ~ U{0..N-1}``, ``k ~ U{1..N-n}``, a pure function of ``(seed, step)``."""
+def _segment_loss(model: LoopedTransformer, batch: Batch, h0: torch.Tensor, n: int, k: int) -> torch.Tensor:
+    """CE after ``n`` no-grad steps from ``h0`` and then ``k`` steps with gradient."""
+    start = h0
+    if n > 0:
+        with torch.no_grad():
+            start = model(batch.inputs, n, state=h0.detach(), positions=batch.positions, logits_at=[]).state
+    out = model(batch.inputs, k, state=start, positions=batch.positions)
+    return loss_fn(out.logits[k], batch.targets)
+
+
+def draw_depths(seed: int, step: int, total: int, window: int | None = None) -> tuple[int, int]:
+    """``n ~ U{0..N-1}``, ``k ~ U{1..min(N-n, window)}``, a pure function of ``(seed, step)``."""
     rng = np.random.default_rng([seed, step, 7])
     n = int(rng.integers(0, total))
-    k = int(rng.integers(1, total - n + 1))
+    k = int(rng.integers(1, min(total - n, window or total) + 1))
     return n, k
 
 
@@ -260,11 +269,11 @@ class Trainer:
         if cfg.augment:
             batch = self.task.augment(batch, seed)
         batch = batch.to(self.device)
-        n, k = draw_depths(cfg.seed, self.step, cfg.train_iters)
+        n, k = draw_depths(cfg.seed, self.step, cfg.train_iters, cfg.grad_window)
         for group in self.opt.param_groups:
             group["lr"] = lr_at(cfg, self.step, self.progress())
         gen = torch.Generator(self.device).manual_seed(seed)
-        loss = progressive_loss(self.model, batch, n, k, cfg.train_iters, cfg.alpha, gen)
+        loss = progressive_loss(self.model, batch, n, k, cfg.train_iters, cfg.alpha, gen, cfg.grad_window)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"non-finite loss at step {self.step}; the last good checkpoint in {self.out} is kept"

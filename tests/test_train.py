@@ -58,10 +58,28 @@ def test_alpha_zero_runs_only_the_full_depth_pass():
     assert calls == [True] * 5
 
 
+def test_grad_window_bounds_the_steps_with_gradient():
+    model = LoopedTransformer(LoopedConfig(**SMALL))
+    calls = []
+    real_step = model.step
+    model.step = lambda h, x: (calls.append(torch.is_grad_enabled()), real_step(h, x))[1]
+    task = get_task("prefix-sums")
+    batch = task.generate(task.split("8"), 4, 0)
+    progressive_loss(model, batch, n=3, k=2, total=9, alpha=0.0, grad_window=4).backward()
+    assert calls == [False] * 5 + [True] * 4
+    calls.clear()
+    with_window = progressive_loss(model, batch, n=0, k=9, total=9, alpha=0.0, grad_window=20)
+    assert calls == [True] * 9  # a window longer than the loop changes nothing
+    assert with_window.item() == pytest.approx(progressive_loss(model, batch, 0, 9, 9, 0.0).item())
+
+
 def test_depth_draws_follow_the_protocol():
     for step in range(200):
         n, k = draw_depths(0, step, 10)
         assert 0 <= n <= 9 and 1 <= k <= 10 - n
+        assert (n, k) == draw_depths(0, step, 10, window=None)
+        n, k = draw_depths(0, step, 10, window=3)
+        assert 0 <= n <= 9 and 1 <= k <= min(3, 10 - n)
 
 
 def test_lr_warms_up_then_decays():
