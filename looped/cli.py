@@ -164,8 +164,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             recall=args.recall, outer_norm=args.outer_norm, init=args.init, window=args.window,
             init_scale=args.init_scale,
         )
-    out = Trainer(args.out, train_cfg, model_cfg, resume=args.resume).run(show_progress=not args.quiet)
-    print(f"run saved to {out}", file=sys.stderr)
+    from . import distributed
+
+    try:
+        trainer = Trainer(args.out, train_cfg, model_cfg, resume=args.resume)
+        out = trainer.run(show_progress=not args.quiet)
+    finally:
+        distributed.teardown()
+    if trainer.ctx.main:
+        print(f"run saved to {out}", file=sys.stderr)
     return 0
 
 

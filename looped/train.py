@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from . import runs
+from . import distributed, runs
 from .evaluate import EVAL_SEED_BASE
 from .model import ConfigError, LoopedConfig, LoopedTransformer
 from .tasks import IGNORE_INDEX, Batch, Task, get_task
@@ -184,7 +184,9 @@ class Trainer:
                 raise ConfigError(f"task {self.task.name} has no augmentation; drop --augment")
             self.cfg, self.model_cfg = train_cfg, model_cfg
             self.step, self.elapsed, self.metrics = 0, 0.0, []
-        self.device = pick_device(self.cfg.device)
+        self.ctx = distributed.setup(pick_device(self.cfg.device))
+        distributed.check_batch(self.cfg.batch_size, self.ctx)
+        self.device = self.ctx.device
         torch.manual_seed(self.cfg.seed)
         self.model = LoopedTransformer(self.model_cfg).to(self.device)
         if self.cfg.compile:
@@ -192,8 +194,10 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         if resume:
             self._restore_checkpoint()
-        self.out.mkdir(parents=True, exist_ok=True)
-        runs.write_json(self.out / runs.CONFIG, self.config_dict())  # on resume: records the new budget
+        distributed.broadcast_parameters(self.model, self.ctx)
+        if self.ctx.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            runs.write_json(self.out / runs.CONFIG, self.config_dict())  # on resume: records the new budget
 
     def config_dict(self) -> dict:
         return {"task": self.task.name, "model": self.model_cfg.to_dict(), "train": asdict(self.cfg)}
@@ -237,7 +241,9 @@ class Trainer:
         self.metrics = [m for m in runs.read_metrics(self.out) if m.get("step", 0) <= self.step]
 
     def save(self) -> None:
-        """Metrics first, then the checkpoint, then the plain weights; each write is atomic."""
+        """Metrics first, then the checkpoint, then the plain weights; each write is atomic (rank 0 only)."""
+        if not self.ctx.main:
+            return
         lines = "".join(json.dumps(m) + "\n" for m in self.metrics)
         runs.atomic_write(self.out / runs.METRICS, lambda tmp: Path(tmp).write_text(lines))
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
@@ -248,7 +254,8 @@ class Trainer:
                 tensors[f"exp_avg.{name}"] = st["exp_avg"]
                 tensors[f"exp_avg_sq.{name}"] = st["exp_avg_sq"]
                 opt_steps[name] = float(st["step"])
-        meta = {"step": str(self.step), "elapsed": repr(self.elapsed), "opt_steps": json.dumps(opt_steps)}
+        meta = {"step": str(self.step), "elapsed": repr(self.elapsed), "opt_steps": json.dumps(opt_steps),
+                "world_size": str(self.ctx.world)}
         runs.write_tensors(self.out / runs.CHECKPOINT, tensors, meta)
         runs.write_tensors(self.out / runs.WEIGHTS, self.model.state_dict())
 
@@ -268,7 +275,7 @@ class Trainer:
         batch = self.task.train_batch(split, cfg.batch_size, seed)
         if cfg.augment:
             batch = self.task.augment(batch, seed)
-        batch = batch.to(self.device)
+        batch = distributed.shard(batch, self.ctx).to(self.device)
         n, k = draw_depths(cfg.seed, self.step, cfg.train_iters, cfg.grad_window)
         for group in self.opt.param_groups:
             group["lr"] = lr_at(cfg, self.step, self.progress())
@@ -280,25 +287,26 @@ class Trainer:
             )
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(self.model, self.ctx)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.opt.step()
         self.step += 1
-        return loss.item(), grad_norm.item()
+        return distributed.average(loss.detach().clone(), self.ctx).item(), grad_norm.item()
 
     def run(self, show_progress: bool = True) -> Path:
         cfg = self.cfg
         self.model.train()
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not show_progress, desc=f"train {self.out.name}",
+        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (show_progress and self.ctx.main), desc=f"train {self.out.name}",
                    unit="step", dynamic_ncols=True)
         last = time.perf_counter()
-        while self.progress() < 1.0:
+        while not distributed.agree(self.progress() >= 1.0, self.ctx):
             loss, grad_norm = self.train_step()
             now = time.perf_counter()
             self.elapsed += now - last
             last = now
             row = {"step": self.step, "loss": loss, "grad_norm": grad_norm, "lr": self.opt.param_groups[0]["lr"],
                    "elapsed_s": round(self.elapsed, 3)}
-            if self.step % cfg.eval_every == 0 or self.progress() >= 1.0:
+            if self.ctx.main and (self.step % cfg.eval_every == 0 or self.progress() >= 1.0):
                 row["train_acc"] = quick_accuracy(  # at 2N iterations: can it solve training inputs at all
                     self.model, self.task, (cfg.train_splits or self.task.train_splits)[-1], cfg.eval_size,
                     2 * cfg.train_iters, self.device,
