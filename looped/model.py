@@ -33,6 +33,7 @@ restricted to tokens that share a group (``cfg.groups``: a sudoku cell's row, co
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
@@ -43,10 +44,27 @@ RECALLS = ("none", "input", "internal")
 OUTER_NORMS = ("none", "layernorm", "rmsnorm")
 INITS = ("zeros", "embed", "random")
 ATTENTIONS = ("local", "full", "groups")
+MAX_PARAMETERS = int(float(os.environ.get("LOOPED_MAX_PARAMETERS", 1e9)))
 
 
 class ConfigError(ValueError):
     """A configuration value is invalid."""
+
+
+_KINDS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+
+def check_field_types(cfg) -> None:
+    """``ConfigError`` unless each field of the dataclass ``cfg`` holds its annotated kind of value."""
+    for f in fields(cfg):
+        value, kinds = getattr(cfg, f.name), str(f.type).replace(" ", "").split("|")
+        if value is None and "None" in kinds:
+            continue
+        kind = kinds[0]
+        ok = (isinstance(value, (tuple, list)) if kind.startswith("tuple") else
+              isinstance(value, _KINDS[kind]) and (kind == "bool" or not isinstance(value, bool)))
+        if not ok:
+            raise ConfigError(f"{f.name} must be {'a list' if kind.startswith('tuple') else 'a ' + kind}, got {value!r}")
 
 
 @dataclass
@@ -68,8 +86,12 @@ class LoopedConfig:
     init_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        self.position_sizes = tuple(int(s) for s in self.position_sizes)
-        self.groups = tuple(tuple(int(g) for g in row) for row in self.groups)
+        check_field_types(self)
+        try:
+            self.position_sizes = tuple(int(s) for s in self.position_sizes)
+            self.groups = tuple(tuple(int(g) for g in row) for row in self.groups)
+        except (TypeError, ValueError):
+            raise ConfigError("position_sizes and groups must hold integers") from None
         self.validate()
 
     def validate(self) -> None:
@@ -89,6 +111,18 @@ class LoopedConfig:
         if self.attention == "groups":
             if not self.groups or len({len(row) for row in self.groups}) != 1 or not self.groups[0]:
                 raise ConfigError("attention='groups' needs groups: one equal-length tuple of group ids per token")
+        if self.parameter_estimate() > MAX_PARAMETERS:
+            raise ConfigError(
+                f"this model would have about {self.parameter_estimate():.3g} parameters, over the limit of "
+                f"{MAX_PARAMETERS:.3g}; make it smaller or set LOOPED_MAX_PARAMETERS"
+            )
+
+    def parameter_estimate(self) -> int:
+        """Roughly the parameter count, checked before anything is allocated."""
+        d = self.d_model
+        block = (4 + 2 * self.mlp_ratio) * d * d
+        tables = (self.vocab_size + self.num_classes + sum(self.position_sizes) + 2) * d
+        return self.layers_per_loop * block + tables + (2 * self.window + 2) * self.n_heads
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from . import distributed, runs
 from .evaluate import EVAL_SEED_BASE
-from .model import ConfigError, LoopedConfig, LoopedTransformer
+from .model import ConfigError, LoopedConfig, LoopedTransformer, check_field_types
 from .tasks import IGNORE_INDEX, Batch, Task, get_task
 
 
@@ -56,6 +56,7 @@ class TrainConfig:
     device: str = "auto"
 
     def __post_init__(self) -> None:
+        check_field_types(self)
         if self.steps is None and self.minutes is None:
             raise ConfigError("give a budget: --steps N or --minutes M")
         if self.seed < 0:

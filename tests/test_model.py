@@ -168,3 +168,12 @@ def test_config_round_trips_through_dict():
     assert LoopedConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ConfigError):
         LoopedConfig.from_dict({**cfg.to_dict(), "bogus": 1})
+
+
+def test_absurd_sizes_are_refused_before_allocation():
+    with pytest.raises(ConfigError, match="LOOPED_MAX_PARAMETERS"):
+        LoopedConfig(d_model=10**6, n_heads=1)
+    with pytest.raises(ConfigError, match="parameters"):
+        LoopedConfig(window=10**9)
+    small = LoopedConfig(d_model=16, n_heads=2)
+    assert 0.5 < small.parameter_estimate() / LoopedTransformer(small).num_parameters() < 2
