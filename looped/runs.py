@@ -56,6 +56,14 @@ def atomic_write(path: Path, write) -> None:
         os.close(dir_fd)
 
 
+def remove_stale_temporaries(run: Path) -> list[str]:
+    """Delete the temporary files ``atomic_write`` leaves when a process is killed mid-write."""
+    stale = sorted(Path(run).glob(".*.tmp"))
+    for p in stale:
+        p.unlink()
+    return [p.name for p in stale]
+
+
 def json_safe(obj):
     """``obj`` with every NaN or infinite float replaced by None (JSON has no such numbers)."""
     if isinstance(obj, dict):

@@ -194,6 +194,8 @@ class Trainer:
             self.model.compile_step()
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
         if resume:
+            if self.ctx.main:
+                runs.remove_stale_temporaries(self.out)
             self._restore_checkpoint()
         distributed.broadcast_parameters(self.model, self.ctx)
         if self.ctx.main:
@@ -284,7 +286,7 @@ class Trainer:
         loss = progressive_loss(self.model, batch, n, k, cfg.train_iters, cfg.alpha, gen, cfg.grad_window)
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"non-finite loss at step {self.step}; the last good checkpoint in {self.out} is kept"
+                f"non-finite loss at step {self.step + 1}; the last good checkpoint in {self.out} is kept"
             )
         self.opt.zero_grad(set_to_none=True)
         loss.backward()

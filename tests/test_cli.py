@@ -270,3 +270,17 @@ def test_solve_chess_prints_a_legal_move_in_uci_and_san(chess_run, tmp_path):
                                  "R5k1/5ppp/8/8/8/8/5PPP/6K1 b - - 0 1", "7k/5Q2/6K1/8/8/8/8/8 b - - 0 1"])
 def test_bad_fen_gives_one_line_and_exit_2(fen):
     assert_user_error(looped("solve", "chess", fen, "--model", "models/no-such-model"))
+
+
+def test_analyze_on_a_divergent_model_says_unreachable_without_nan(tmp_path):
+    out = tmp_path / "div"
+    proc = looped("train", "--task", "prefix-sums", "--steps", "1", "--out", out, "--d-model", "16", "--heads", "2",
+                  "--recall", "input", "--outer-norm", "none", "--init-scale", "50", "--quiet", "--device", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    proc = looped("analyze", out, "--split", "8", "--n", "2", "--max-iter", "30", "--json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout, parse_constant=lambda c: pytest.fail(f"{c} in the analysis JSON"))
+    assert result["verdicts"]["reachable"] is False
+    assert "reachable? no" in proc.stderr and "nan" not in proc.stderr.lower()
+    growth = result["reachability"]["state_norm_growth_median"]
+    assert growth is None or growth > 10  # the state blows up without outer norm

@@ -204,6 +204,14 @@ def test_lipschitz_of_a_linear_fixed_point_map():
     assert (lip <= top * 1.001).all() and (lip > 0.3 * top).all()
 
 
+def test_lipschitz_is_undefined_where_no_fixed_point_is_reached():
+    n = 6
+    F = linear_map(2.0 * random_orthogonal(n, 3), torch.eye(n, dtype=torch.float64))  # expansive: diverges
+    x = torch.randn(2, n, dtype=torch.float64)
+    h = torch.zeros(2, n, dtype=torch.float64)
+    assert torch.isnan(stability.lipschitz(F, h, x, directions=2, max_iter=50)).all()
+
+
 def test_basins_agree_for_a_contraction():
     F, _, _ = tanh_net(8, 3, seed=0, gain=0.5)
     x = torch.randn(3, 3, dtype=torch.float64)

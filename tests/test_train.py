@@ -156,3 +156,34 @@ def test_refuses_to_overwrite_an_existing_run(tmp_path):
 def test_bad_train_configs(kw):
     with pytest.raises(ConfigError):
         small_train(**kw)
+
+
+def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path, monkeypatch, capsys):
+    from looped import cli, train
+
+    real = train.progressive_loss
+    calls = []
+
+    def exploding(*args, **kwargs):
+        calls.append(1)
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if len(calls) == 7 else loss
+
+    monkeypatch.setattr(train, "progressive_loss", exploding)
+    code = cli.main(["train", "--task", "prefix-sums", "--steps", "10", "--checkpoint-every", "5", "--d-model", "16",
+                     "--heads", "2", "--out", str(tmp_path / "r"), "--quiet", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == 2 and "non-finite loss at step 7" in err and len(err.strip().splitlines()) == 1
+    meta = runs.read_tensors(tmp_path / "r" / runs.CHECKPOINT, with_metadata=True)[1]
+    assert meta["step"] == "5"  # the last good checkpoint
+    assert [m["step"] for m in runs.read_metrics(tmp_path / "r")] == [1, 2, 3, 4, 5]
+    monkeypatch.setattr(train, "progressive_loss", real)
+    assert cli.main(["train", "--out", str(tmp_path / "r"), "--resume", "--steps", "10", "--quiet"]) == 0
+
+
+def test_resume_clears_temporaries_of_a_killed_write(tmp_path):
+    Trainer(tmp_path / "r", small_train(steps=2), LoopedConfig(**SMALL), resume=False).run(show_progress=False)
+    stale = tmp_path / "r" / ".checkpoint.safetensors.x1y2.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    Trainer(tmp_path / "r", small_train(steps=3), None, resume=True).run(show_progress=False)
+    assert not stale.exists()

@@ -127,14 +127,15 @@ def autonomy_check(F: Map, h0: torch.Tensor, x: torch.Tensor, max_iter: int = 50
 def lipschitz(F: Map, h: torch.Tensor, x: torch.Tensor, directions: int = 4, eps: float = 1e-3,
               max_iter: int = 500, tol: float = 1e-7, seed: int = 0) -> torch.Tensor:
     """Local Lipschitz constant of ``x -> h*(x)``: the largest ``||h*(x + eps d) - h*(x)|| / eps``
-    over random unit directions ``d`` (fixed points re-solved warm from ``h``). Returns (B,)."""
+    over random unit directions ``d`` (fixed points re-solved warm from ``h``). Returns (B,), NaN
+    where a perturbed fixed point is not reached (then ``x -> h*(x)`` is not defined there)."""
     best = torch.zeros(h.shape[0], dtype=torch.float64, device=h.device)
     for t in range(directions):
         d = _random_like(x, seed + 100 + t)
         d = d / _bcast(_norm(d), d)
-        moved = solve(F, h, x + eps * d, max_iter=max_iter, tol=tol).h
-        ratio = (_norm(moved - h) / eps).double().nan_to_num(nan=math.inf)
-        best = torch.maximum(best, ratio)
+        res = solve(F, h, x + eps * d, max_iter=max_iter, tol=tol)
+        ratio = (_norm(res.h - h) / eps).double().nan_to_num(nan=math.inf)
+        best = torch.where(res.reachable, torch.maximum(best, ratio), torch.nan)
     return best
 
 
