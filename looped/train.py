@@ -53,6 +53,7 @@ class TrainConfig:
     train_splits: tuple[str, ...] | None = None
     augment: bool = False
     compile: bool = False
+    bf16: bool = False  # bfloat16 autocast of the forward passes (CUDA only)
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -188,6 +189,8 @@ class Trainer:
         self.ctx = distributed.setup(pick_device(self.cfg.device))
         distributed.check_batch(self.cfg.batch_size, self.ctx)
         self.device = self.ctx.device
+        if self.cfg.bf16 and self.device.type != "cuda":
+            raise ConfigError("bf16 autocast needs a CUDA device; drop --bf16 on the CPU")
         torch.manual_seed(self.cfg.seed)
         self.model = LoopedTransformer(self.model_cfg).to(self.device)
         if self.cfg.compile:
@@ -283,7 +286,8 @@ class Trainer:
         for group in self.opt.param_groups:
             group["lr"] = lr_at(cfg, self.step, self.progress())
         gen = torch.Generator(self.device).manual_seed(seed)
-        loss = progressive_loss(self.model, batch, n, k, cfg.train_iters, cfg.alpha, gen, cfg.grad_window)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss = progressive_loss(self.model, batch, n, k, cfg.train_iters, cfg.alpha, gen, cfg.grad_window)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"non-finite loss at step {self.step + 1}; the last good checkpoint in {self.out} is kept"

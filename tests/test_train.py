@@ -187,3 +187,11 @@ def test_resume_clears_temporaries_of_a_killed_write(tmp_path):
     stale.write_bytes(b"half a checkpoint")
     Trainer(tmp_path / "r", small_train(steps=3), None, resume=True).run(show_progress=False)
     assert not stale.exists()
+
+
+def test_bf16_needs_cuda(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    with pytest.raises(ConfigError, match="needs a CUDA device"):
+        Trainer(tmp_path / "r", small_train(bf16=True), LoopedConfig(**SMALL), resume=False)
+    assert not (tmp_path / "r").exists()
