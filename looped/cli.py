@@ -50,6 +50,9 @@ def build_parser() -> Parser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", type=Path, required=True, help="run directory")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--arch", choices=("looped", "dtnet"), default="looped",
+                   help="looped: the looped transformer; dtnet: the DeepThinking DT-net baseline (1D tasks)")
+    t.add_argument("--width", type=int, default=400, help="dtnet: channels")
     t.add_argument("--d-model", type=int, default=None, help="default: the task's (32 prefix sums, 64 sudoku and chess)")
     t.add_argument("--heads", type=int, default=None, help="default: the task's")
     t.add_argument("--layers-per-loop", type=int, default=1)
@@ -145,6 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from .dtnet import DTNetConfig
     from .model import LoopedConfig
     from .tasks import get_task
     from .train import TrainConfig, Trainer
@@ -156,7 +160,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         compile=args.compile, bf16=args.bf16, device=args.device,
     )
     model_cfg = None
-    if not args.resume:
+    if not args.resume and args.arch == "dtnet":
+        task = get_task(args.task)
+        model_cfg = DTNetConfig(vocab_size=task.vocab_size, num_classes=task.num_classes, width=args.width)
+    elif not args.resume:
         defaults = get_task(args.task).model_defaults()
         chosen = {"attention": args.attention, "d_model": args.d_model, "n_heads": args.heads}
         defaults.update({k: v for k, v in chosen.items() if v is not None})

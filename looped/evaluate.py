@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm import tqdm
 
-from .model import LoopedTransformer, relative_residual
+from .model import Looped, relative_residual
 from .tasks import Batch, InputError, Task
 
 EVAL_SEED_BASE = 10**12  # evaluation data never shares a seed with training batches
@@ -85,7 +85,7 @@ class LoopState:
 
 
 @torch.no_grad()
-def iterate(model: LoopedTransformer, task: Task, tokens: torch.Tensor, positions: torch.Tensor | None,
+def iterate(model: Looped, task: Task, tokens: torch.Tensor, positions: torch.Tensor | None,
             max_iters: int, halting: Halting | None = None) -> Iterator[LoopState]:
     """Run the loop on ``tokens`` (B, L) for up to ``max_iters`` steps, yielding a ``LoopState`` after each."""
     x = model.embed_input(tokens, positions)
@@ -121,7 +121,7 @@ def iterate(model: LoopedTransformer, task: Task, tokens: torch.Tensor, position
 
 @torch.no_grad()
 def accuracy_curve(
-    model: LoopedTransformer, task: Task, batch: Batch, max_iters: int, chunk: int = 500, progress: bool = False,
+    model: Looped, task: Task, batch: Batch, max_iters: int, chunk: int = 500, progress: bool = False,
     halting: Halting | None = None,
 ) -> tuple[dict[str, list[float]], list[float], torch.Tensor]:
     """The task's metrics (``exact`` first) and the mean relative residual after every iteration.
@@ -171,7 +171,7 @@ class Solution:
     iterations: torch.Tensor
 
 
-def solve_inputs(model: LoopedTransformer, task: Task, tokens: torch.Tensor, positions: torch.Tensor | None,
+def solve_inputs(model: Looped, task: Task, tokens: torch.Tensor, positions: torch.Tensor | None,
                  max_iters: int, halting: Halting | None) -> Solution:
     """Iterate each input until it halts (or for ``max_iters``). Args: tokens (B, L)."""
     device = next(model.parameters()).device

@@ -124,6 +124,9 @@ class LoopedConfig:
         tables = (self.vocab_size + self.num_classes + sum(self.position_sizes) + 2) * d
         return self.layers_per_loop * block + tables + (2 * self.window + 2) * self.n_heads
 
+    def build(self) -> "LoopedTransformer":
+        return LoopedTransformer(self)
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["position_sizes"] = list(self.position_sizes)
@@ -283,7 +286,62 @@ class LoopOutput:
     residuals: torch.Tensor | None = None
 
 
-class LoopedTransformer(nn.Module):
+class Looped(nn.Module):
+    """What every looped architecture shares: the loop over ``step``, given four pieces.
+
+    Subclasses define ``embed_input(tokens, positions) -> x``, ``initial_state(x, generator) -> h_0``,
+    ``step(h, x) -> h_next`` and ``readout(h) -> logits (B, L, num_classes)``; states may have any
+    shape with the batch first.
+    """
+
+    def forward(
+        self,
+        tokens: torch.Tensor,
+        iterations: int,
+        state: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
+        logits_at: list[int] | None = None,
+        track_residuals: bool = False,
+        generator: torch.Generator | None = None,
+    ) -> LoopOutput:
+        """Run ``iterations`` steps from ``state`` (or from ``h_0``).
+
+        Args:
+            tokens: (B, L) input ids.
+            iterations: number of steps T to run (0 returns logits of the starting state).
+            state: (B, L, d) state to continue from; ``None`` starts from ``h_0``.
+            positions: (L, P) categorical position features, for board tasks (``position_sizes``).
+            logits_at: iterations (1..T, or 0) at which to return logits; default ``[T]``.
+            track_residuals: also return the relative residual of every step.
+            generator: random source of ``h_0`` when ``init='random'``.
+        Returns:
+            ``LoopOutput``. Only the current state is kept, so thousands of iterations fit in memory.
+        """
+        x_emb = self.embed_input(tokens, positions)
+        h = self.initial_state(x_emb, generator) if state is None else state
+        wanted = set([iterations] if logits_at is None else logits_at)
+        logits, residuals = {}, []
+        if 0 in wanted:
+            logits[0] = self.readout(h)
+        for t in range(1, iterations + 1):
+            h_next = self.step(h, x_emb)
+            if track_residuals:
+                residuals.append(relative_residual(h_next, h))
+            h = h_next
+            if t in wanted:
+                logits[t] = self.readout(h)
+        res = torch.stack(residuals) if residuals else None
+        return LoopOutput(logits=logits, state=h, residuals=res)
+
+    def compile_step(self) -> None:
+        """Replace ``step`` with a ``torch.compile``-d version (faster loops; first call compiles)."""
+        self.step = torch.compile(self.step, dynamic=None)  # halting shrinks the batch: shapes vary
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class LoopedTransformer(Looped):
     """A weight-tied transformer block looped ``T`` times.
 
     Shapes: tokens are (B, L) integer ids; states are (B, L, d_model).
@@ -350,55 +408,19 @@ class LoopedTransformer(nn.Module):
         """Args: h (B, L, d). Returns logits (B, L, num_classes)."""
         return self.head(self.head_norm(h))
 
-    # -- the loop ------------------------------------------------------------------------------
-    def forward(
-        self,
-        tokens: torch.Tensor,
-        iterations: int,
-        state: torch.Tensor | None = None,
-        positions: torch.Tensor | None = None,
-        logits_at: list[int] | None = None,
-        track_residuals: bool = False,
-        generator: torch.Generator | None = None,
-    ) -> LoopOutput:
-        """Run ``iterations`` steps from ``state`` (or from ``h_0``).
-
-        Args:
-            tokens: (B, L) input ids.
-            iterations: number of steps T to run (0 returns logits of the starting state).
-            state: (B, L, d) state to continue from; ``None`` starts from ``h_0``.
-            positions: (L, P) categorical position features, for board tasks (``position_sizes``).
-            logits_at: iterations (1..T, or 0) at which to return logits; default ``[T]``.
-            track_residuals: also return the relative residual of every step.
-            generator: random source of ``h_0`` when ``init='random'``.
-        Returns:
-            ``LoopOutput``. Only the current state is kept, so thousands of iterations fit in memory.
-        """
-        x_emb = self.embed_input(tokens, positions)
-        h = self.initial_state(x_emb, generator) if state is None else state
-        wanted = set([iterations] if logits_at is None else logits_at)
-        logits, residuals = {}, []
-        if 0 in wanted:
-            logits[0] = self.readout(h)
-        for t in range(1, iterations + 1):
-            h_next = self.step(h, x_emb)
-            if track_residuals:
-                residuals.append(relative_residual(h_next, h))
-            h = h_next
-            if t in wanted:
-                logits[t] = self.readout(h)
-        res = torch.stack(residuals) if residuals else None
-        return LoopOutput(logits=logits, state=h, residuals=res)
-
-    def compile_step(self) -> None:
-        """Replace ``step`` with a ``torch.compile``-d version (faster loops; first call compiles)."""
-        self.step = torch.compile(self.step, dynamic=None)  # halting shrinks the batch: shapes vary
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
 
 def relative_residual(h_next: torch.Tensor, h: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     """Per-sample ``||h_next - h|| / ||h_next||`` over all but the batch dimension. Returns (B,)."""
     diff = (h_next - h).flatten(1).norm(dim=1)
     return diff / (h_next.flatten(1).norm(dim=1) + eps)
+
+
+def config_from_dict(d: dict):
+    """The config in a run's ``model`` entry: ``LoopedConfig``, or the architecture named by ``arch``."""
+    from .dtnet import DTNetConfig  # the baseline builds on this module
+
+    kinds = {"looped": LoopedConfig, "dtnet": DTNetConfig}
+    arch = d.get("arch", "looped")
+    if arch not in kinds:
+        raise ConfigError(f"unknown model architecture {arch!r}; choose from {', '.join(kinds)}")
+    return kinds[arch].from_dict({k: v for k, v in d.items() if k != "arch"})

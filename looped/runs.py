@@ -22,7 +22,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .model import ConfigError, LoopedConfig, LoopedTransformer
+from .model import ConfigError, Looped, config_from_dict
 from .tasks import InputError, Task, get_task
 
 CONFIG = "config.json"
@@ -117,7 +117,7 @@ def read_config(run: Path) -> dict:
     return cfg
 
 
-def load_model(run: Path, device: str | torch.device = "cpu") -> tuple[LoopedTransformer, Task, dict]:
+def load_model(run: Path, device: str | torch.device = "cpu") -> tuple[Looped, Task, dict]:
     """Load a run directory (or a shipped model directory).
 
     Returns: (model in eval mode on ``device``, its task, the whole config dict).
@@ -126,7 +126,7 @@ def load_model(run: Path, device: str | torch.device = "cpu") -> tuple[LoopedTra
     cfg = read_config(run)
     try:
         task = get_task(cfg["task"])
-        model = LoopedTransformer(LoopedConfig.from_dict(cfg["model"]))
+        model = config_from_dict(cfg["model"]).build()
     except (ConfigError, InputError, TypeError, ValueError) as e:
         raise RunError(f"{run / CONFIG}: {e}") from None
     state = read_tensors(run / WEIGHTS)

@@ -28,7 +28,8 @@ from tqdm import tqdm
 
 from . import distributed, runs
 from .evaluate import EVAL_SEED_BASE
-from .model import ConfigError, LoopedConfig, LoopedTransformer, check_field_types
+from .dtnet import DTNetConfig
+from .model import ConfigError, Looped, LoopedConfig, check_field_types, config_from_dict
 from .tasks import IGNORE_INDEX, Batch, Task, get_task
 
 
@@ -112,7 +113,7 @@ def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
 
 def progressive_loss(
-    model: LoopedTransformer, batch: Batch, n: int, k: int, total: int, alpha: float,
+    model: Looped, batch: Batch, n: int, k: int, total: int, alpha: float,
     generator: torch.Generator | None = None, grad_window: int | None = None,
 ) -> torch.Tensor:
     """The loss of one batch; see the module docstring. ``n`` no-grad steps, then ``k`` with grad.
@@ -131,7 +132,7 @@ def progressive_loss(
     return loss
 
 
-def _segment_loss(model: LoopedTransformer, batch: Batch, h0: torch.Tensor, n: int, k: int) -> torch.Tensor:
+def _segment_loss(model: Looped, batch: Batch, h0: torch.Tensor, n: int, k: int) -> torch.Tensor:
     """CE after ``n`` no-grad steps from ``h0`` and then ``k`` steps with gradient."""
     start = h0
     if n > 0:
@@ -162,7 +163,7 @@ def batch_seed(seed: int, step: int) -> int:
 
 
 @torch.no_grad()
-def quick_accuracy(model: LoopedTransformer, task: Task, split_name: str, n: int, iters: int, device) -> float:
+def quick_accuracy(model: Looped, task: Task, split_name: str, n: int, iters: int, device) -> float:
     batch = task.generate(task.split(split_name), n, seed=EVAL_SEED_BASE - 1).to(device)
     model.eval()
     gen = torch.Generator(device).manual_seed(0)
@@ -174,7 +175,7 @@ def quick_accuracy(model: LoopedTransformer, task: Task, split_name: str, n: int
 class Trainer:
     """Owns a run directory: creates or resumes it, trains, checkpoints."""
 
-    def __init__(self, out: Path, train_cfg: TrainConfig, model_cfg: LoopedConfig | None, resume: bool):
+    def __init__(self, out: Path, train_cfg: TrainConfig, model_cfg: LoopedConfig | DTNetConfig | None, resume: bool):
         self.out = Path(out)
         if resume:
             self._load_existing(train_cfg)
@@ -192,7 +193,7 @@ class Trainer:
         if self.cfg.bf16 and self.device.type != "cuda":
             raise ConfigError("bf16 autocast needs a CUDA device; drop --bf16 on the CPU")
         torch.manual_seed(self.cfg.seed)
-        self.model = LoopedTransformer(self.model_cfg).to(self.device)
+        self.model = self.model_cfg.build().to(self.device)
         if self.cfg.compile:
             self.model.compile_step()
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
@@ -214,7 +215,7 @@ class Trainer:
             raise runs.RunError(f"{self.out} has no training config to resume (is it a shipped model?)")
         try:
             self.task = get_task(saved["task"])
-            self.model_cfg = LoopedConfig.from_dict(saved["model"])
+            self.model_cfg = config_from_dict(saved["model"])
             train = TrainConfig.from_dict(saved["train"])
         except (TypeError, ValueError) as e:
             raise runs.RunError(f"{self.out / runs.CONFIG}: {e}") from None

@@ -6,7 +6,7 @@
 >>> sens = stability.sensitivity(F, res.h, x)                 # (B,) ||(I - J_h)^-1 J_x v||
 
 ``F`` maps batched tensors (batch first) and must treat samples independently. For a
-``LoopedTransformer``, ``stability.from_model(model, tokens)`` gives ``(F, h0, x)``.
+looped model (``LoopedTransformer``, ``DTNet``), ``stability.from_model(model, tokens)`` gives ``(F, h0, x)``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from .solver import SolveResult, solve
 
 
 def from_model(model, tokens: torch.Tensor, positions: torch.Tensor | None = None):
-    """Adapter for ``LoopedTransformer``: returns ``(F, h0, x)`` with ``F = model.step``.
+    """Adapter for a looped model (``looped.model.Looped``): returns ``(F, h0, x)`` with ``F = model.step``.
 
     Args: tokens (B, L). Returns F: (B, L, d) x (B, L, d) -> (B, L, d), h0 (B, L, d) and the embedded
     input x (B, L, d). Sensitivities are with respect to the input embedding.
