@@ -3,8 +3,9 @@
 Splits:
 
 - ``mate1`` ... ``mate5``: generated mate-in-N puzzles (``chess_data.py``, shipped in
-  ``looped/data/chess``). Models train on ``mate1`` and ``mate2``; one puzzle in ``HOLDOUT`` of
-  those is kept out of training for evaluation. ``mate3`` to ``mate5`` are never trained on.
+  ``looped/data/chess``). Models train on ``mate1`` and ``mate2``; about one position in
+  ``HOLDOUT`` of those is kept out of training for evaluation, chosen by a hash of its encoding so
+  that a repeated or mirrored position never lands on both sides. ``mate3`` to ``mate5`` are never trained on.
 - ``rated-LO-HI``: real Lichess puzzles rated in ``[LO, HI)``, extracted at setup time
   (``python scripts/chess_data.py lichess``).
 
@@ -22,6 +23,7 @@ allowed when king and rook stand on their home squares, and en passant is not ge
 from __future__ import annotations
 
 import functools
+import zlib
 
 import numpy as np
 import torch
@@ -33,7 +35,7 @@ PIECES = "KQBNRP"  # token 1 + index for the mover, 7 + index for the opponent
 MATES = tuple(f"mate{n}" for n in range(1, chess_data.MAX_MATE + 1))
 RATING_BANDS = ((0, 1000), (1000, 1400), (1400, 1800), (1800, 2200), (2200, 3000))
 RATED = tuple(f"rated-{lo}-{hi}" for lo, hi in RATING_BANDS)
-HOLDOUT = 10  # every tenth generated puzzle is held out of training
+HOLDOUT = 10  # positions whose encoding hashes to 0 mod HOLDOUT are held out of training
 _RANKS_FILES = torch.tensor([[sq // 8, sq % 8] for sq in range(64)])  # (64, 2)
 
 
@@ -108,9 +110,11 @@ def best_legal(inputs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=None)
 def generated() -> dict[str, np.ndarray]:
-    """All shipped generated puzzles, encoded: tokens (N, 64), move (N, 2), mate (N,), depth (N,)."""
+    """All shipped generated puzzles, encoded: tokens (N, 64), move (N, 2), mate (N,), depth (N,), held (N,)."""
     rows = chess_data.read_shards()
-    return _encode_rows(rows, mate=[r["mate"] for r in rows], depth=[r["depth"] for r in rows])
+    data = _encode_rows(rows, mate=[r["mate"] for r in rows], depth=[r["depth"] for r in rows])
+    data["held"] = np.array([zlib.crc32(t.tobytes()) % HOLDOUT == 0 for t in data["tokens"]], dtype=bool)
+    return data
 
 
 @functools.lru_cache(maxsize=None)
@@ -172,7 +176,7 @@ class Chess(Task):
             keep = (data["rating"] >= lo) & (data["rating"] < hi)
         else:
             data = generated()
-            held = np.arange(len(data["mate"])) % HOLDOUT == 0
+            held = data["held"]
             keep = (data["mate"] == split.difficulty) & (~held if training else held | (split.difficulty > 2))
         idx = np.flatnonzero(keep)
         if not len(idx):
