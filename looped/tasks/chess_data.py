@@ -181,14 +181,19 @@ def generate_shard(out: Path, index: int, seed: int, size: int, engine_path: str
                 rows.append(puzzle)
     finally:
         engine.quit()
+    write_csv(shard_path(out, index), FIELDS, rows)
+    return index
+
+
+def write_csv(path: Path, fields: tuple[str, ...], rows: list[dict]) -> None:
+    """``rows`` as CSV, written atomically."""
+    from ..runs import atomic_write  # runs imports the task registry; import lazily
+
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=FIELDS, lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    tmp = shard_path(out, index).with_suffix(".tmp")
-    tmp.write_text(buf.getvalue())
-    tmp.replace(shard_path(out, index))
-    return index
+    atomic_write(path, lambda tmp: Path(tmp).write_text(buf.getvalue()))
 
 
 def generate(out: Path, shards: int, seed: int, size: int, workers: int, engine_path: str) -> None:
@@ -221,11 +226,7 @@ def extract_lichess(wheel: Path, dest: Path) -> int:
                 rows[p["id"]] = {"id": p["id"], "fen": board.fen(), "move": p["moves"][1],
                                  "rating": p["rating"], "themes": " ".join(p["themes"])}
     dest.parent.mkdir(parents=True, exist_ok=True)
-    with open(dest.with_suffix(".tmp"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=LICHESS_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(sorted(rows.values(), key=lambda r: (r["rating"], r["id"])))
-    dest.with_suffix(".tmp").replace(dest)
+    write_csv(dest, LICHESS_FIELDS, sorted(rows.values(), key=lambda r: (r["rating"], r["id"])))
     return len(rows)
 
 
