@@ -18,19 +18,20 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import distributed, runs
 from .evaluate import EVAL_SEED_BASE
 from .dtnet import DTNetConfig
 from .model import ConfigError, Looped, LoopedConfig, check_field_types, config_from_dict
-from .tasks import IGNORE_INDEX, Batch, Task, get_task
+from .tasks import Batch, Task, get_task
+from .tasks.base import token_cross_entropy
 
 
 @dataclass
@@ -107,39 +108,36 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
-def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Args: logits (B, L, C), targets (B, L). Returns the mean cross-entropy."""
-    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
-
-
 def progressive_loss(
     model: Looped, batch: Batch, n: int, k: int, total: int, alpha: float,
     generator: torch.Generator | None = None, grad_window: int | None = None,
+    criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = token_cross_entropy,
 ) -> torch.Tensor:
     """The loss of one batch; see the module docstring. ``n`` no-grad steps, then ``k`` with grad.
 
     With ``n = 0`` the gradient segment starts at ``h_0`` itself, so the input embedding gets a
     gradient even when ``recall='none'``. ``generator`` draws ``h_0`` when ``init='random'``.
     ``grad_window`` W: the full-depth term also backpropagates through its last W steps only.
+    ``criterion(logits, targets)`` is the task's loss (``Task.loss``).
     """
     h0 = model.initial_state(model.embed_input(batch.inputs, batch.positions), generator)
     loss = torch.zeros((), device=batch.inputs.device)
     if alpha > 0:
-        loss = loss + alpha * _segment_loss(model, batch, h0, n, k)
+        loss = loss + alpha * _segment_loss(model, batch, h0, n, k, criterion)
     if alpha < 1:
         window = total if grad_window is None else min(grad_window, total)
-        loss = loss + (1 - alpha) * _segment_loss(model, batch, h0, total - window, window)
+        loss = loss + (1 - alpha) * _segment_loss(model, batch, h0, total - window, window, criterion)
     return loss
 
 
-def _segment_loss(model: Looped, batch: Batch, h0: torch.Tensor, n: int, k: int) -> torch.Tensor:
-    """CE after ``n`` no-grad steps from ``h0`` and then ``k`` steps with gradient."""
+def _segment_loss(model: Looped, batch: Batch, h0: torch.Tensor, n: int, k: int, criterion) -> torch.Tensor:
+    """The loss after ``n`` no-grad steps from ``h0`` and then ``k`` steps with gradient."""
     start = h0
     if n > 0:
         with torch.no_grad():
             start = model(batch.inputs, n, state=h0.detach(), positions=batch.positions, logits_at=[]).state
     out = model(batch.inputs, k, state=start, positions=batch.positions)
-    return loss_fn(out.logits[k], batch.targets)
+    return criterion(out.logits[k], batch.targets)
 
 
 def draw_depths(seed: int, step: int, total: int, window: int | None = None) -> tuple[int, int]:
@@ -288,7 +286,9 @@ class Trainer:
             group["lr"] = lr_at(cfg, self.step, self.progress())
         gen = torch.Generator(self.device).manual_seed(seed)
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16):
-            loss = progressive_loss(self.model, batch, n, k, cfg.train_iters, cfg.alpha, gen, cfg.grad_window)
+            loss = progressive_loss(
+                self.model, batch, n, k, cfg.train_iters, cfg.alpha, gen, cfg.grad_window, self.task.loss
+            )
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"non-finite loss at step {self.step + 1}; the last good checkpoint in {self.out} is kept"

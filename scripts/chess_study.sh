@@ -2,14 +2,14 @@
 # The chess study of docs/results/chess.md.
 # recall {internal, input, none} with LayerNorm outer norm, plus the pass-through baseline (one
 # iteration in training and test), trained on mate1 + mate2 only (batch 64, training depth
-# $ITERS, progressive loss alpha 0.5), two runs at a time with one thread each on a 2-core CPU.
+# $ITERS, progressive loss only: alpha 1), two runs at a time with one thread each on a 2-core CPU.
 # Then every run is evaluated on every split (mate1-2 held out, mate3-5, rated Lichess bands).
 # Needs the shipped puzzles and the extracted rated set (python scripts/chess_data.py lichess).
 # Usage: bash scripts/chess_study.sh [OUT]   (default OUT=runs; finished steps are skipped)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs}
-STEPS=${STEPS:-4000}
+STEPS=${STEPS:-5000}
 ITERS=${ITERS:-8}
 MAX_ITERS=${MAX_ITERS:-48}
 N=${N:-1000}
@@ -22,7 +22,7 @@ train() {  # name recall train-iters
   local resume=""
   [ -f "$run/config.json" ] && resume="--resume"
   looped train --task chess --recall "$2" --outer-norm layernorm --steps "$STEPS" --seed 0 --out "$run" \
-    --train-iters "$3" --alpha 0.5 --batch-size 64 --eval-every 250 --compile --quiet $resume
+    --train-iters "$3" --alpha 1 --batch-size 64 --eval-every 250 --compile --quiet $resume
   touch "$run/.done"
 }
 evaluate() {  # name max-iters

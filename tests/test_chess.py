@@ -63,24 +63,45 @@ def test_best_legal_move_ignores_higher_scoring_illegal_squares():
     board = chess.Board(FENS[0])
     tokens, _ = encode_board(board)
     logits = torch.zeros(1, 64, 2)
+    logits[0, chess.A1, 0] = 5.0  # from a1
     logits[0, chess.H8, 1] = 9.0  # no legal move reaches h8
-    logits[0, chess.A1, 1] = 5.0
     logits[0, chess.A8, 1] = 4.0
     move = best_legal(torch.from_numpy(tokens)[None], logits)[0].tolist()
     assert move == [chess.A1, chess.A8]
     task = get_task("chess")
     target = targets_for(np.array([[chess.A1, chess.A8]]))
     m = task.metrics(torch.from_numpy(tokens)[None], logits, target)
-    assert m["legal"].tolist() == [True] and m["exact"].tolist() == [False]  # top-2 is a1 + h8
+    assert m["legal"].tolist() == [True] and m["exact"].tolist() == [False]  # top to-square is h8
 
 
-def test_predict_marks_the_top_two_squares():
+def test_predict_marks_the_top_from_and_to_squares():
     logits = torch.randn(5, 64, 2)
     pred = get_task("chess").predict(None, logits)
-    score = logits[..., 1] - logits[..., 0]
-    assert (pred.sum(1) == 2).all()
     for i in range(5):
-        assert set(pred[i].nonzero().flatten().tolist()) == set(score[i].topk(2).indices.tolist())
+        frm, to = logits[i, :, 0].argmax().item(), logits[i, :, 1].argmax().item()
+        expected = {frm: 1, to: 2} if frm != to else {to: 2}
+        assert {sq: int(pred[i, sq]) for sq in pred[i].nonzero().flatten().tolist()} == expected
+
+
+def test_exact_tells_from_and_to_apart():
+    task = get_task("chess")
+    target = targets_for(np.array([[12, 28]]))
+    logits = torch.zeros(1, 64, 2)
+    logits[0, 28, 0] = logits[0, 12, 1] = 5.0  # the right squares, swapped
+    assert task.metrics(torch.zeros(1, 64, dtype=torch.long), logits, target)["exact"].tolist() == [False]
+    logits = logits.flip(-1)
+    assert task.metrics(torch.zeros(1, 64, dtype=torch.long), logits, target)["exact"].tolist() == [True]
+
+
+def test_loss_is_two_softmaxes_over_squares():
+    torch.manual_seed(0)
+    logits = torch.randn(3, 64, 2, dtype=torch.float64)
+    moves = np.array([[0, 9], [63, 62], [12, 28]])
+    got = get_task("chess").loss(logits, targets_for(moves))
+    p = logits.exp() / logits.exp().sum(1, keepdim=True)  # float64 softmax over the 64 squares
+    rows = torch.arange(3)
+    expected = -(p[rows, moves[:, 0], 0].log() + p[rows, moves[:, 1], 1].log()).mean()
+    assert got.item() == pytest.approx(expected.item(), rel=1e-12)
 
 
 @pytest.mark.parametrize("fen, message", [
@@ -104,7 +125,7 @@ def test_decode_returns_the_real_move_for_black():
     tokens = task.parse(fen)
     logits = torch.zeros(64, 2)
     frm, to = encode_move("a2a1", mirrored=True)
-    logits[frm, 1] = logits[to, 1] = 3.0
+    logits[frm, 0] = logits[to, 1] = 3.0
     assert task.decode(fen, tokens, logits) == "a2a1"
     assert task.describe(fen, tokens, logits) == ["move: a2a1 (Ra1#)"]
 
@@ -174,7 +195,7 @@ def test_labels_and_holdout(rows):
     train_set = {bytes(t) for t in train["tokens"].astype(np.int8)}
     assert held_set and not held_set & train_set
     batch = task.train_batch(task.split("mate2"), 8, seed=1)
-    assert batch.inputs.shape == (8, 64) and (batch.targets.sum(1) == 2).all()
+    assert batch.inputs.shape == (8, 64) and (batch.targets.sum(1) == 3).all()
 
 
 def _mates(board, move):

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 
 class InputError(ValueError):
@@ -118,7 +119,16 @@ class Task(ABC):
         ok = (prediction == targets) | (targets == IGNORE_INDEX)
         return ok.all(dim=1)
 
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The training loss; by default per-token cross-entropy. Args: logits (B, L, C), targets (B, L)."""
+        return token_cross_entropy(logits, targets)
+
     def metrics(self, inputs: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> dict:
         """Per-example scores by name; ``exact`` (the headline accuracy) comes first.
         Args: inputs, targets (N, L); logits (N, L, C). Returns {name: (N,) tensor}."""
         return {"exact": self.score(self.predict(inputs, logits), targets)}
+
+
+def token_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over tokens, skipping ``IGNORE_INDEX``. Args: logits (B, L, C), targets (B, L)."""
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)

@@ -12,10 +12,13 @@ Splits:
 Encoding: 64 tokens, one per square (a1 = 0, h8 = 63), after mirroring black-to-move boards so the
 mover is always white. Token 0 is empty; 1-6 are the mover's K, Q, B, N, R, P and 7-12 the
 opponent's (the 12 mover-relative planes). Positions are (rank, file). The target marks the move's
-from- and to-square (class 1) on the 64 squares.
+from-square (1) and to-square (2) on the 64 squares. The readout has two channels per square, a
+from-score and a to-score; the loss is a softmax over the 64 squares for each (two 64-way
+cross-entropies), so the model ranks squares rather than classifying each on its own.
 
-Scores: ``exact``, the two top-scoring squares are exactly the move's (the paper's protocol); and
-``legal``, the legal move with the highest summed square score is the solution. Legal moves are
+Scores: ``exact``, the top from-square and the top to-square are the move's (the paper's top-2
+squares protocol, with the two squares' roles told apart); and ``legal``, the legal move with the
+highest ``log p(from) + log p(to)`` is the solution. Legal moves are
 rebuilt from the 64 tokens, which do not record castling rights or en passant: castling is
 allowed when king and rook stand on their home squares, and en passant is not generated.
 """
@@ -37,6 +40,10 @@ RATING_BANDS = ((0, 1000), (1000, 1400), (1400, 1800), (1800, 2200), (2200, 3000
 RATED = tuple(f"rated-{lo}-{hi}" for lo, hi in RATING_BANDS)
 HOLDOUT = 10  # positions whose encoding hashes to 0 mod HOLDOUT are held out of training
 _RANKS_FILES = torch.tensor([[sq // 8, sq % 8] for sq in range(64)])  # (64, 2)
+# Attention groups of a square: its rank, file, diagonal, anti-diagonal and the whole board. Each
+# head learns a bias per kind, so a head can look along the lines that queens, rooks, bishops,
+# kings and pawns move on; the whole-board group keeps every square (and knight jumps) in reach.
+LINES = tuple((r, f, r - f + 7, r + f, 0) for r, f in _RANKS_FILES.tolist())
 
 
 def encode_board(board) -> tuple[np.ndarray, bool]:
@@ -94,17 +101,22 @@ def legal_squares(tokens: bytes) -> np.ndarray:
     return np.array(sorted(pairs), dtype=np.int64).reshape(-1, 2)
 
 
+def square_scores(logits: torch.Tensor) -> torch.Tensor:
+    """Log-probabilities of each square being the from- and the to-square. Args/Returns: (..., 64, 2)."""
+    return logits.float().log_softmax(dim=-2)
+
+
 def best_legal(inputs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """(N, 2) from/to of the legal move with the highest summed square score (-1 if none).
+    """(N, 2) from/to of the legal move with the highest ``log p(from) + log p(to)`` (-1 if none).
 
     Args: inputs (N, 64) tokens; logits (N, 64, 2).
     """
-    scores = (logits[..., 1] - logits[..., 0]).cpu()
+    scores = square_scores(logits).cpu()
     out = torch.full((inputs.shape[0], 2), -1, dtype=torch.long)
     for i, row in enumerate(inputs.cpu().numpy()):
         moves = torch.from_numpy(legal_squares(row.tobytes()))
         if len(moves):
-            out[i] = moves[(scores[i, moves[:, 0]] + scores[i, moves[:, 1]]).argmax()]
+            out[i] = moves[(scores[i, moves[:, 0], 0] + scores[i, moves[:, 1], 1]).argmax()]
     return out
 
 
@@ -141,10 +153,11 @@ def _encode_rows(rows: list[dict], **labels: list[int]) -> dict[str, np.ndarray]
 
 
 def targets_for(moves: np.ndarray) -> torch.Tensor:
-    """(N, 64) class ids: 1 on each move's from- and to-square. Args: moves (N, 2)."""
+    """(N, 64) targets: 1 on each move's from-square, 2 on its to-square, 0 elsewhere. Args: moves (N, 2)."""
     t = torch.zeros(len(moves), 64, dtype=torch.long)
     idx = torch.from_numpy(moves)
-    t.scatter_(1, idx, 1)
+    t.scatter_(1, idx[:, :1], 1)
+    t.scatter_(1, idx[:, 1:], 2)
     return t
 
 
@@ -199,18 +212,27 @@ class Chess(Task):
     def parse(self, text: str) -> torch.Tensor:
         return torch.from_numpy(encode_board(board_from_fen(text))[0])
 
+    def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the from-square over the 64 squares plus that of the to-square.
+        Args: logits (N, 64, 2), targets (N, 64) as in ``targets_for``."""
+        ce = torch.nn.functional.cross_entropy
+        return ce(logits[..., 0], (targets == 1).int().argmax(1)) + ce(logits[..., 1], (targets == 2).int().argmax(1))
+
     def predict(self, inputs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-        """The two top-scoring squares as a 0/1 mask. Args: logits (N, 64, 2). Returns (N, 64)."""
-        top = (logits[..., 1] - logits[..., 0]).topk(2, dim=-1).indices
-        return torch.zeros(logits.shape[:-1], dtype=torch.long, device=logits.device).scatter_(-1, top, 1)
+        """The top from-square marked 1 and the top to-square marked 2. Args: logits (N, 64, 2).
+        Returns (N, 64)."""
+        out = torch.zeros(logits.shape[:-1], dtype=torch.long, device=logits.device)
+        out.scatter_(-1, logits[..., 0].argmax(-1, keepdim=True), 1)
+        return out.scatter_(-1, logits[..., 1].argmax(-1, keepdim=True), 2)
 
     def metrics(self, inputs: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> dict:
-        """Per puzzle: ``exact`` (top-2 squares are the move's) and ``legal`` (best legal move is the move)."""
+        """Per puzzle: ``exact`` (top from- and to-square are the move's) and ``legal`` (the best legal
+        move is the move)."""
         move = best_legal(inputs, logits).to(targets.device)
-        hit = torch.zeros_like(targets).scatter_(1, move.clamp(min=0), 1)
+        right = torch.stack([(targets == 1).int().argmax(1), (targets == 2).int().argmax(1)], dim=1)
         return {
             "exact": self.score(self.predict(inputs, logits), targets),
-            "legal": (hit == targets).all(dim=1) & (move[:, 0] >= 0),
+            "legal": (move == right).all(dim=1),
         }
 
     def decode(self, text: str, inputs: torch.Tensor, logits: torch.Tensor) -> str:
@@ -222,21 +244,21 @@ class Chess(Task):
         return [f"move: {move.uci()} ({board.san(move)})"]
 
     def _move(self, text: str, logits: torch.Tensor):
-        """The legal move of the real position with the highest summed square score (queen on promotion)."""
+        """The legal move of the real position with the best ``log p(from) + log p(to)`` (queen on promotion)."""
         import chess
 
         board = board_from_fen(text)
-        scores = (logits[:, 1] - logits[:, 0]).tolist()
+        scores = square_scores(logits).tolist()
         frame = chess.square_mirror if board.turn == chess.BLACK else int
         moves = [m for m in board.legal_moves if m.promotion in (None, chess.QUEEN)]
-        return max(moves, key=lambda m: scores[frame(m.from_square)] + scores[frame(m.to_square)])
+        return max(moves, key=lambda m: scores[frame(m.from_square)][0] + scores[frame(m.to_square)][1])
 
     def positions(self, length: int) -> torch.Tensor:
         return _RANKS_FILES
 
     def model_defaults(self) -> dict:
         return {
-            **super().model_defaults(), "attention": "full", "causal": False, "position_sizes": (8, 8),
+            **super().model_defaults(), "attention": "groups", "groups": LINES, "causal": False, "position_sizes": (8, 8),
             "d_model": 64, "n_heads": 4,
         }
 
