@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import MAX_PARAMETERS, ConfigError, Looped, check_field_types
+from .model import MAX_PARAMETERS, ConfigError, Looped, check_field_types, from_known_fields
 
 
 @dataclass
@@ -51,10 +51,7 @@ class DTNetConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "DTNetConfig":
-        unknown = set(d) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"unknown DT-net config keys: {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return from_known_fields(cls, d, "DT-net")
 
 
 def conv(c_in: int, c_out: int) -> nn.Conv1d:

@@ -67,6 +67,14 @@ def check_field_types(cfg) -> None:
             raise ConfigError(f"{f.name} must be {'a list' if kind.startswith('tuple') else 'a ' + kind}, got {value!r}")
 
 
+def from_known_fields(cls, d: dict, what: str):
+    """``cls(**d)``, or ``ConfigError`` naming the keys of ``d`` that are not fields of the dataclass ``cls``."""
+    unknown = set(d) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ConfigError(f"unknown {what} config keys: {', '.join(sorted(unknown))}")
+    return cls(**d)
+
+
 @dataclass
 class LoopedConfig:
     vocab_size: int = 2
@@ -135,11 +143,7 @@ class LoopedConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "LoopedConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ConfigError(f"unknown model config keys: {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return from_known_fields(cls, d, "model")
 
 
 def make_norm(kind: str, d: int) -> nn.Module:

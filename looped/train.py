@@ -19,7 +19,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ from tqdm import tqdm
 from . import distributed, runs
 from .evaluate import EVAL_SEED_BASE
 from .dtnet import DTNetConfig
-from .model import ConfigError, Looped, LoopedConfig, check_field_types, config_from_dict
+from .model import ConfigError, Looped, LoopedConfig, check_field_types, config_from_dict, from_known_fields
 from .tasks import Batch, Task, get_task
 from .tasks.base import token_cross_entropy
 
@@ -87,10 +87,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigError(f"unknown train config keys: {', '.join(sorted(unknown))}")
-        return cls(**d)
+        return from_known_fields(cls, d, "train")
 
 
 def pick_device(name: str) -> torch.device:

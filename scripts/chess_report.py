@@ -1,6 +1,6 @@
 """Tables and plots for docs/results/chess.md from the chess study's outputs.
 
-Usage: python scripts/chess_report.py RUNS_DIR OUT_DIR
+Usage: python scripts/chess_report.py RUNS_DIR OUT_DIR [BEST_RUN]
 Reads RUNS_DIR/ch-*/eval.json and metrics.jsonl (RUNS_DIR is the study's run folder, or the committed
 copy docs/results/chess_runs); writes PNGs to OUT_DIR and prints Markdown tables.
 """
@@ -14,7 +14,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-RUNS = ["internal-layernorm", "input-layernorm", "none-layernorm", "passthrough"]
+RUNS = ["internal-layernorm", "input-layernorm", "none-layernorm", "passthrough", "input-long", "passthrough-long"]
 MATES = ["mate1", "mate2", "mate3", "mate4", "mate5"]
 
 
@@ -52,7 +52,7 @@ def table(runs_dir: Path, key: str, title: str) -> None:
 def plots(runs_dir: Path, out: Path, best: str) -> None:
     e = evals(runs_dir / f"ch-{best}")
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), sharey=True)
-    for ax, key, title in zip(axes, ("accuracy", "legal"), ("exact top-2 squares", "best legal move")):
+    for ax, key, title in zip(axes, ("accuracy", "legal"), ("exact from- and to-square", "best legal move")):
         for s, r in e.items():
             ax.plot(*series(r, f"{key}_by_iteration"), label=s, ls="-" if s.startswith("mate") else "--")
         ax.set_title(f"chess, ch-{best}: {title}")
@@ -82,10 +82,10 @@ def plots(runs_dir: Path, out: Path, best: str) -> None:
 
 def main(runs_dir: Path, out: Path, best: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    table(runs_dir, "accuracy", "exact top-2 squares (the paper's protocol)")
+    table(runs_dir, "accuracy", "exact from- and to-square (the paper's top-2 protocol)")
     table(runs_dir, "legal", "best legal move")
     plots(runs_dir, out, best)
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "internal-layernorm")
+    main(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "input-long")

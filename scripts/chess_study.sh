@@ -3,25 +3,28 @@
 # recall {internal, input, none} with LayerNorm outer norm, plus the pass-through baseline (one
 # iteration in training and test), trained on mate1 + mate2 only (batch 64, training depth
 # $ITERS, progressive loss only: alpha 1), two runs at a time with one thread each on a 2-core CPU.
-# Then every run is evaluated on every split (mate1-2 held out, mate3-5, rated Lichess bands).
+# Then the best of the three recall variants (input recall) and the pass-through baseline are trained
+# again for $LONG_STEPS steps. Every run is evaluated on every split (mate1-2 held out, mate3-5,
+# rated Lichess bands; up to $N puzzles each).
 # Needs the shipped puzzles and the extracted rated set (python scripts/chess_data.py lichess).
 # Usage: bash scripts/chess_study.sh [OUT]   (default OUT=runs; finished steps are skipped)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs}
 STEPS=${STEPS:-5000}
+LONG_STEPS=${LONG_STEPS:-15000}
 ITERS=${ITERS:-8}
 MAX_ITERS=${MAX_ITERS:-48}
-N=${N:-1000}
+N=${N:-2000}
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=1
 
-train() {  # name recall train-iters
+train() {  # name recall train-iters steps
   local run="$OUT/ch-$1"
   [ -f "$run/.done" ] && return
   local resume=""
   [ -f "$run/config.json" ] && resume="--resume"
-  looped train --task chess --recall "$2" --outer-norm layernorm --steps "$STEPS" --seed 0 --out "$run" \
+  looped train --task chess --recall "$2" --outer-norm layernorm --steps "$4" --seed 0 --out "$run" \
     --train-iters "$3" --alpha 1 --batch-size 64 --eval-every 250 --compile --quiet $resume
   touch "$run/.done"
 }
@@ -32,9 +35,12 @@ evaluate() {  # name max-iters
   mv "$run/eval.json.tmp" "$run/eval.json"
 }
 
-{ train internal-layernorm internal "$ITERS"; train none-layernorm none "$ITERS"; } &
-{ train input-layernorm input "$ITERS"; train passthrough internal 1; } &
+{ train internal-layernorm internal "$ITERS" "$STEPS"; train none-layernorm none "$ITERS" "$STEPS"; } &
+{ train input-layernorm input "$ITERS" "$STEPS"; train passthrough internal 1 "$STEPS"; } &
 wait
-{ evaluate internal-layernorm "$MAX_ITERS"; evaluate none-layernorm "$MAX_ITERS"; } &
-{ evaluate input-layernorm "$MAX_ITERS"; evaluate passthrough 1; } &
+{ train input-long input "$ITERS" "$LONG_STEPS"; } &
+{ train passthrough-long internal 1 "$LONG_STEPS"; evaluate passthrough 1; evaluate passthrough-long 1; } &
+wait
+{ evaluate internal-layernorm "$MAX_ITERS"; evaluate none-layernorm "$MAX_ITERS"; evaluate input-long "$MAX_ITERS"; } &
+{ evaluate input-layernorm "$MAX_ITERS"; } &
 wait

@@ -9,7 +9,7 @@ import torch
 from looped.tasks import InputError, get_task
 from looped.tasks import chess_data
 from looped.tasks.chess_puzzles import (
-    best_legal, board_from_fen, decode_board, encode_board, encode_move, generated, legal_squares, targets_for,
+    best_legal, decode_board, encode_board, encode_move, legal_squares, targets_for,
 )
 
 FENS = [

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import chess
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -58,7 +58,7 @@ SMOKE = Budget("smoke", analyze_max_iter=30, dense_limit=0, compile=False, plans
     TaskPlan("sudoku", easy=("easy",), hard=("hard",), seeds=(1,), steps=4, batch_size=8, train_iters=3,
              max_iters=6, n_eval=8, n_analyze=2, d_model=8, n_heads=2),
     TaskPlan("chess", easy=("mate1",), hard=("mate3",), seeds=(1,), steps=4, batch_size=8, train_iters=3,
-             max_iters=6, n_eval=16, n_analyze=2, alpha=0.5, d_model=8, n_heads=2),
+             max_iters=6, n_eval=16, n_analyze=2, d_model=8, n_heads=2),
 ))
 
 CPU = Budget("cpu", analyze_max_iter=300, dense_limit=2048, compile=True, plans=(
@@ -67,7 +67,7 @@ CPU = Budget("cpu", analyze_max_iter=300, dense_limit=2048, compile=True, plans=
     TaskPlan("sudoku", easy=("easy", "medium"), hard=("hard", "hardest"), seeds=(0, 1), steps=1200,
              batch_size=64, train_iters=20, max_iters=100, n_eval=200, n_analyze=6, augment=True),
     TaskPlan("chess", easy=("mate1", "mate2"), hard=("mate3", "mate4", "mate5"), seeds=(0, 1), steps=1200,
-             batch_size=64, train_iters=8, max_iters=40, n_eval=300, n_analyze=6, alpha=0.5),
+             batch_size=64, train_iters=8, max_iters=40, n_eval=300, n_analyze=6),
 ))
 
 GPU = Budget("gpu", analyze_max_iter=1000, dense_limit=4096, compile=True, plans=(
@@ -77,7 +77,7 @@ GPU = Budget("gpu", analyze_max_iter=1000, dense_limit=4096, compile=True, plans
              steps=30000, batch_size=256, train_iters=30, max_iters=300, n_eval=1000, n_analyze=16, augment=True,
              d_model=128, n_heads=8),
     TaskPlan("chess", easy=("mate1", "mate2"), hard=("mate3", "mate4", "mate5"), seeds=(0, 1, 2), steps=30000,
-             batch_size=256, train_iters=20, max_iters=100, n_eval=2000, n_analyze=16, alpha=0.5, d_model=128,
+             batch_size=256, train_iters=20, max_iters=100, n_eval=2000, n_analyze=16, d_model=128,
              n_heads=8),
 ))
 
