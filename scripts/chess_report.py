@@ -31,21 +31,22 @@ def series(r: dict, key: str) -> tuple[list[int], list[float]]:
 
 
 def table(runs_dir: Path, key: str, title: str) -> None:
+    """Splits as rows, runs as columns: the best accuracy over iterations (its iteration), the accuracy
+    at the last iteration, and at iteration 1."""
     found = {name: evals(runs_dir / f"ch-{name}") for name in RUNS}
     found = {k: v for k, v in found.items() if v}
     if not found:
         return
-    splits = list(next(iter(found.values())))
-    print(f"### {title}: best over iterations (iteration), and at iteration 1\n")
-    print("| run | " + " | ".join(f"{s} (n={next(iter(found.values()))[s]['n']})" for s in splits) + " |")
-    print("|---|" + "---|" * len(splits))
-    for name, e in found.items():
+    print(f"### {title}: best over iterations (at iteration) / at the last iteration / at iteration 1\n")
+    print("| split (n) | " + " | ".join(found) + " |")
+    print("|---|" + "---|" * len(found))
+    for s in next(iter(found.values())):
         cells = []
-        for s in splits:
+        for e in found.values():
             its, acc = series(e[s], f"{key}_by_iteration")
             best = max(range(len(acc)), key=acc.__getitem__)
-            cells.append(f"{acc[best]:.3f} ({its[best]}); {acc[0]:.3f} at 1")
-        print(f"| {name} | " + " | ".join(cells) + " |")
+            cells.append(f"{acc[best]:.3f} ({its[best]}) / {acc[-1]:.3f} / {acc[0]:.3f}")
+        print(f"| {s} ({next(iter(found.values()))[s]['n']}) | " + " | ".join(cells) + " |")
     print()
 
 
