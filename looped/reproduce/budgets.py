@@ -66,7 +66,7 @@ CPU = Budget("cpu", analyze_max_iter=300, dense_limit=2048, compile=True, plans=
              train_iters=16, max_iters=300, n_eval=200, n_analyze=12),
     TaskPlan("sudoku", easy=("easy", "medium"), hard=("hard", "hardest"), seeds=(0, 1), steps=1200,
              batch_size=64, train_iters=20, max_iters=100, n_eval=200, n_analyze=6, augment=True),
-    TaskPlan("chess", easy=("mate1", "mate2"), hard=("mate3", "mate4", "mate5"), seeds=(0, 1), steps=1200,
+    TaskPlan("chess", easy=("mate1", "mate2"), hard=("mate3", "mate4", "mate5"), seeds=(0, 1), steps=3000,
              batch_size=64, train_iters=8, max_iters=40, n_eval=300, n_analyze=6),
 ))
 
