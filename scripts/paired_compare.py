@@ -19,8 +19,8 @@ from looped import runs
 from looped.evaluate import EVAL_SEED_BASE, iterate
 
 
-def per_input(run: Path, split: str, n: int, iters: int, metric: str) -> np.ndarray:
-    model, task, _ = runs.load_model(run)
+def per_input(loaded: tuple, split: str, n: int, iters: int, metric: str) -> np.ndarray:
+    model, task, _ = loaded
     batch = task.generate(task.split(split), n, seed=EVAL_SEED_BASE)
     for state in iterate(model, task, batch.inputs, batch.positions, iters):
         pass
@@ -43,9 +43,10 @@ def main() -> None:
     print(f"{args.metric}: A = {args.run_a} at {args.iters_a} iterations, B = {args.run_b} at {args.iters_b}\n")
     print("| split | n | A | B | A - B | 95% interval |")
     print("|---|---|---|---|---|---|")
+    model_a, model_b = runs.load_model(args.run_a), runs.load_model(args.run_b)
     for split in args.splits.split(","):
-        a = per_input(args.run_a, split, args.n, args.iters_a, args.metric)
-        b = per_input(args.run_b, split, args.n, args.iters_b, args.metric)
+        a = per_input(model_a, split, args.n, args.iters_a, args.metric)
+        b = per_input(model_b, split, args.n, args.iters_b, args.metric)
         diff = a - b
         boot = diff[rng.integers(0, len(diff), size=(args.resamples, len(diff)))].mean(1)
         lo, hi = np.percentile(boot, [2.5, 97.5])

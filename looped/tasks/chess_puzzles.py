@@ -161,6 +161,11 @@ def targets_for(moves: np.ndarray) -> torch.Tensor:
     return t
 
 
+def move_squares(targets: torch.Tensor) -> torch.Tensor:
+    """(N, 2) from- and to-square of each move. Args: targets (N, 64) as in ``targets_for``."""
+    return torch.stack([(targets == 1).int().argmax(1), (targets == 2).int().argmax(1)], dim=1)
+
+
 class Chess(Task):
     name = "chess"
     vocab_size = 13
@@ -216,7 +221,8 @@ class Chess(Task):
         """Cross-entropy of the from-square over the 64 squares plus that of the to-square.
         Args: logits (N, 64, 2), targets (N, 64) as in ``targets_for``."""
         ce = torch.nn.functional.cross_entropy
-        return ce(logits[..., 0], (targets == 1).int().argmax(1)) + ce(logits[..., 1], (targets == 2).int().argmax(1))
+        squares = move_squares(targets)
+        return ce(logits[..., 0], squares[:, 0]) + ce(logits[..., 1], squares[:, 1])
 
     def predict(self, inputs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """The top from-square marked 1 and the top to-square marked 2. Args: logits (N, 64, 2).
@@ -229,10 +235,9 @@ class Chess(Task):
         """Per puzzle: ``exact`` (top from- and to-square are the move's) and ``legal`` (the best legal
         move is the move)."""
         move = best_legal(inputs, logits).to(targets.device)
-        right = torch.stack([(targets == 1).int().argmax(1), (targets == 2).int().argmax(1)], dim=1)
         return {
             "exact": self.score(self.predict(inputs, logits), targets),
-            "legal": (move == right).all(dim=1),
+            "legal": (move == move_squares(targets)).all(dim=1),
         }
 
     def decode(self, text: str, inputs: torch.Tensor, logits: torch.Tensor) -> str:
