@@ -1,8 +1,9 @@
 """Tables and plots for docs/results/sudoku.md from the sudoku study's outputs.
 
 Usage: python scripts/sudoku_report.py RUNS_DIR OUT_DIR
-Reads RUNS_DIR/sd-*/eval.json and metrics.jsonl (the study's runs and the long run sd-long) (RUNS_DIR is the study's run folder, or the
-committed copy docs/results/sudoku_runs); writes PNGs to OUT_DIR and prints Markdown tables.
+Reads RUNS_DIR/sd-*/eval.json and metrics.jsonl (the study's runs and the long runs sd-long and sd-2h)
+(RUNS_DIR is the study's run folder, or the committed copy docs/results/sudoku_runs); writes PNGs to
+OUT_DIR and prints Markdown tables.
 """
 
 import json
@@ -17,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 TIERS = ["easy", "medium", "hard", "harder", "hardest", "search"]
 RECALLS = ["internal", "input", "none"]
+LONG_RUNS = {"sd-long": "sudoku_long_tiers.png", "sd-2h": "sudoku_2h_tiers.png"}  # run -> its plot
 
 
 def evals(run: Path) -> dict:
@@ -42,7 +44,7 @@ def at(r: dict, t: int, key: str = "accuracy_by_iteration") -> float:
 def run_table(runs_dir: Path) -> None:
     print("| run | n per tier | " + " | ".join(TIERS) + " | valid (hardest) | train wall time |")
     print("|---|---|" + "---|" * len(TIERS) + "---|---|")
-    long = [runs_dir / "sd-long"] if evals(runs_dir / "sd-long") else []
+    long = [runs_dir / name for name in LONG_RUNS if evals(runs_dir / name)]
     for run in [r for recall in RECALLS for r in runs_of(runs_dir, recall)] + long:
         e = evals(run)
         metrics = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines() if x.strip()]
@@ -118,7 +120,8 @@ def main(runs_dir: Path, out: Path) -> None:
     print("\n## variants: mean (min-max) over seeds\n")
     variant_table(runs_dir)
     tiers_plot(runs_dir, out, "sd-internal-layernorm-s0", "sudoku_tiers.png")
-    tiers_plot(runs_dir, out, "sd-long", "sudoku_long_tiers.png")
+    for name, filename in LONG_RUNS.items():
+        tiers_plot(runs_dir, out, name, filename)
     variants_plot(runs_dir, out)
 
 
