@@ -1,21 +1,20 @@
 """DT-net against the looped transformer on prefix sums: time to 95% on 512 bits, accuracy at equal time.
 
-    python benchmarks/dtnet.py [--minutes 10] [--width 64] [--every 15] [--coarse 4] [--n 100] [--out DIR]
+    python benchmarks/dtnet.py [--minutes 10] [--width 64] [--seeds 0,1,2] [--every 15] [--n 100] [--out DIR]
 
-Two training processes run side by side, one thread each, on the same data: fresh 32-bit strings,
-batch 128, the same function of (seed, step), AdamW with the same warmup and cosine schedule over
-the same wall-time budget. "Ours" is the recipe of the shipped ``models/prefix-sums`` (internal
-recall, LayerNorm, d_model 32, training depth 16, lr 2e-3); DT-net is the DeepThinking recall
-network (``looped/dtnet.py``) with its published training depth of 30 and learning rate 1e-3.
+For each seed, two training processes run side by side, one thread each, on the same data: fresh
+32-bit strings, batch 128, the same function of (seed, step), AdamW with the same warmup and cosine
+schedule over the same wall-time budget. "Ours" is the recipe of the shipped ``models/prefix-sums``
+(internal recall, LayerNorm, d_model 32, training depth 16, lr 2e-3); DT-net is the DeepThinking
+recall network (``looped/dtnet.py``) with its published training depth of 30 and learning rate 1e-3.
 
 Training is never interrupted: each process saves its weights every ``--every`` seconds of
 training time. Then both score their snapshots side by side on the same ``--n`` fresh 512-bit
-strings (exact match at the best iteration up to ``--cap``, the same cap for both): the last
-snapshot (accuracy at equal time), then the first snapshot at or above 95%: every ``--coarse``-th
-snapshot in time order until one reaches it, then the ones in between (a brief excursion above 95%
-inside an earlier coarse interval would be missed; every scored snapshot is reported).
+strings (exact match at the best iteration up to ``--cap``, the same cap for both), in time order
+up to the first one at or above 95% (the time to 95%), then every ``--stride``-th one after it for
+the curve, and the last one (accuracy at equal time).
 
-Prints each model's scored snapshots, its time to 95% and both final accuracies; writes
+Prints each model's scored snapshots, its time to 95% per seed and both final accuracies; writes
 ``dtnet.json`` and ``dtnet.png`` to ``--out``.
 """
 
@@ -42,11 +41,11 @@ MODELS = Path(__file__).resolve().parent.parent / "models"
 TARGET = 0.95
 
 
-def recipes(minutes: float, width: int) -> dict[str, tuple[dict, object]]:
+def recipes(minutes: float, width: int, seed: int) -> dict[str, tuple[dict, object]]:
     """Name -> (training config fields, model config) for the two models."""
     shipped = runs.read_config(MODELS / "prefix-sums")
     train = {k: v for k, v in shipped["train"].items() if k in TrainConfig.__dataclass_fields__}
-    train.update(minutes=minutes, steps=None, seed=0, eval_every=10**9, checkpoint_every=10**9, device="cpu")
+    train.update(minutes=minutes, steps=None, seed=seed, eval_every=10**9, checkpoint_every=10**9, device="cpu")
     return {
         "ours": (train, config_from_dict(shipped["model"])),
         f"dtnet-w{width}": ({**train, "train_iters": 30, "lr": 1e-3}, DTNetConfig(width=width)),
@@ -76,36 +75,25 @@ def train_and_snapshot(name: str, train: dict, model_cfg, args: argparse.Namespa
 
 
 def score_snapshots(name: str, model_cfg, args: argparse.Namespace, out: Path) -> None:
-    """Scores the last snapshot and finds the first one at or above ``TARGET``: every ``--coarse``-th
-    snapshot in time order until one reaches it, then the snapshots before it back to the last miss."""
+    """Scores snapshots in time order up to the first one at or above ``TARGET``, then every
+    ``--stride``-th one and the last."""
     torch.set_num_threads(1)
     info = json.loads((out / f"{name}.train.json").read_text())
     snaps = info["snapshots"]
     model = model_cfg.build()
     task = get_task("prefix-sums")
     batch = task.generate(task.split(str(args.length)), args.n, seed=EVAL_SEED_BASE)
-    scored: dict[int, float] = {}
-
-    def score(i: int) -> float:
-        if i not in scored:
-            model.load_state_dict(runs.read_tensors(Path(snaps[i]["path"])))
-            acc = accuracy_curve(model, task, batch, args.cap)[0]["exact"]
-            scored[i] = max(acc)
-            print(f"{name}: {snaps[i]['train_s']} s, step {snaps[i]['step']}: {scored[i]:.3f}", flush=True)
-        return scored[i]
-
-    if snaps:
-        score(len(snaps) - 1)
-    prev = -1  # every snapshot up to prev is known to be below the target
-    for i in range(args.coarse - 1, len(snaps), args.coarse):  # a coarse scan in time order ...
-        if score(i) >= TARGET:
-            for j in range(prev + 1, i):  # ... then the snapshots in between
-                if score(j) >= TARGET:
-                    break
-            break
-        prev = i
-    info["curve"] = [{"train_s": snaps[i]["train_s"], "step": snaps[i]["step"], "accuracy": a}
-                     for i, a in sorted(scored.items())]
+    curve, hit = [], None
+    for i, snap in enumerate(snaps):
+        if hit is not None and (i - hit) % args.stride and i != len(snaps) - 1:
+            continue
+        model.load_state_dict(runs.read_tensors(Path(snap["path"])))
+        acc = max(accuracy_curve(model, task, batch, args.cap)[0]["exact"])
+        curve.append({"train_s": snap["train_s"], "step": snap["step"], "accuracy": acc})
+        print(f"{name}: {snap['train_s']} s, step {snap['step']}: {acc:.3f}", flush=True)
+        if hit is None and acc >= TARGET:
+            hit = i
+    info["curve"] = curve
     (out / f"{name}.json").write_text(json.dumps(info))
 
 
@@ -130,43 +118,56 @@ def plot(results: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6, 4))
-    for name, r in results.items():
-        ax.plot([c["train_s"] / 60 for c in r["curve"]], [c["accuracy"] for c in r["curve"]], "o-", label=name)
+    for k, (seed, models) in enumerate(results.items()):
+        for color, (name, r) in zip(("C0", "C1"), models.items()):
+            ax.plot([c["train_s"] / 60 for c in r["curve"]], [c["accuracy"] for c in r["curve"]], marker="o", ms=3,
+                    color=color, alpha=0.8, ls=("-", "--", ":", "-.")[k % 4], label=f"{name}, seed {seed}")
     ax.axhline(TARGET, color="grey", ls=":", lw=1)
     ax.set(xlabel="training time (min)", ylabel="512-bit exact match (best iteration)", ylim=(-0.02, 1.02),
            title="Prefix sums: looped transformer vs DT-net, same data and time")
-    ax.legend()
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+
+
+def run_seed(seed: int, args: argparse.Namespace) -> dict:
+    """Trains both models side by side on ``seed``'s data, then scores both; returns name -> result."""
+    plans = recipes(args.minutes, args.width, seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        side_by_side(train_and_snapshot, [(name, train, cfg, args, Path(tmp)) for name, (train, cfg) in plans.items()])
+        side_by_side(score_snapshots, [(name, cfg, args, Path(tmp)) for name, (_, cfg) in plans.items()])
+        return {name: json.loads((Path(tmp) / f"{name}.json").read_text()) for name in plans}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=10.0, help="training wall-time budget of each model")
     p.add_argument("--width", type=int, default=64, help="DT-net width (400 is the published model)")
+    p.add_argument("--seeds", default="0", help="comma-separated data and initialization seeds")
     p.add_argument("--every", type=float, default=15.0, help="seconds of training between snapshots")
-    p.add_argument("--coarse", type=int, default=4, help="snapshots per step of the coarse scan")
+    p.add_argument("--stride", type=int, default=4, help="after the first hit, score every stride-th snapshot")
     p.add_argument("--n", type=int, default=100, help="512-bit test strings")
     p.add_argument("--length", type=int, default=512)
     p.add_argument("--cap", type=int, default=300, help="most test iterations")
     p.add_argument("--out", type=Path, default=Path("runs/bench_dtnet"))
     args = p.parse_args()
+    seeds = [int(x) for x in args.seeds.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
-    plans = recipes(args.minutes, args.width)
     print(f"# prefix sums, {args.minutes:g} min each, side by side, 1 thread each; scored on {args.n} "
           f"{args.length}-bit strings, cap {args.cap}; {platform.processor() or platform.machine()}")
-    with tempfile.TemporaryDirectory() as tmp:
-        side_by_side(train_and_snapshot, [(name, train, cfg, args, Path(tmp)) for name, (train, cfg) in plans.items()])
-        side_by_side(score_snapshots, [(name, cfg, args, Path(tmp)) for name, (_, cfg) in plans.items()])
-        results = {name: json.loads((Path(tmp) / f"{name}.json").read_text()) for name in plans}
-    print(f"{'model':>12} {'params':>8} {'steps':>6} {'time to 95%':>12} {'final acc':>9}")
-    for name, r in results.items():
-        t = time_to(r["curve"], TARGET)
-        final = r["curve"][-1]["accuracy"] if r["curve"] else float("nan")
-        note = f"  (loss diverged at step {r['diverged_at_step']})" if r["diverged_at_step"] else ""
-        print(f"{name:>12} {r['parameters']:>8d} {r['steps']:>6d} {'not reached' if t is None else f'{t:.0f} s':>12} "
-              f"{final:>9.3f}{note}")
-    (args.out / "dtnet.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, **results}))
+    results = {}
+    for seed in seeds:
+        results[seed] = run_seed(seed, args)
+        (args.out / "dtnet.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
+                                                         "seeds": results}))
+    print(f"{'seed':>4} {'model':>12} {'params':>8} {'steps':>6} {'time to 95%':>12} {'final acc':>9}")
+    for seed, models in results.items():
+        for name, r in models.items():
+            t = time_to(r["curve"], TARGET)
+            final = r["curve"][-1]["accuracy"] if r["curve"] else float("nan")
+            note = f"  (loss diverged at step {r['diverged_at_step']})" if r["diverged_at_step"] else ""
+            print(f"{seed:>4} {name:>12} {r['parameters']:>8d} {r['steps']:>6d} "
+                  f"{'not reached' if t is None else f'{t:.0f} s':>12} {final:>9.3f}{note}")
     plot(results, args.out / "dtnet.png")
     print(f"wrote {args.out / 'dtnet.json'} and {args.out / 'dtnet.png'}")
 
