@@ -79,13 +79,14 @@ def broadcast_parameters(model: torch.nn.Module, ctx: Context) -> None:
             dist.broadcast(t.data, src=0)
 
 
-def agree(flag: bool, ctx: Context) -> bool:
-    """Rank 0's ``flag`` on every process (so a time budget stops all of them at the same step)."""
+def from_main(value: float, ctx: Context) -> float:
+    """Rank 0's ``value`` on every process (the training clock, so a time budget gives every process
+    the same learning rate and stops them all at the same step)."""
     if ctx.world == 1:
-        return flag
-    t = torch.tensor([int(flag)], device=ctx.device)
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=ctx.device)
     dist.broadcast(t, src=0)
-    return bool(t.item())
+    return t.item()
 
 
 def teardown() -> None:

@@ -304,10 +304,10 @@ class Trainer:
         bar = tqdm(total=cfg.steps, initial=self.step, disable=not (show_progress and self.ctx.main), desc=f"train {self.out.name}",
                    unit="step", dynamic_ncols=True)
         last = time.perf_counter()
-        while not distributed.agree(self.progress() >= 1.0, self.ctx):
+        while self.progress() < 1.0:
             loss, grad_norm = self.train_step()
             now = time.perf_counter()
-            self.elapsed += now - last
+            self.elapsed = distributed.from_main(self.elapsed + now - last, self.ctx)
             last = now
             row = {"step": self.step, "loss": loss, "grad_norm": grad_norm, "lr": self.opt.param_groups[0]["lr"],
                    "elapsed_s": round(self.elapsed, 3)}

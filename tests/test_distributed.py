@@ -3,6 +3,7 @@
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -41,3 +42,22 @@ def test_an_uneven_batch_is_refused(tmp_path, monkeypatch):
     check_batch(8, Context(0, 2, torch.device("cpu")))
     with pytest.raises(ConfigError, match="does not split evenly"):
         check_batch(9, Context(0, 2, torch.device("cpu")))
+
+
+def _clock_worker(rank: int, init_file: str, out: str) -> None:
+    import torch.distributed as dist
+
+    from looped.distributed import Context, from_main
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        value = from_main(0.25 + 10.0 * rank, Context(rank, 2, torch.device("cpu")))  # each rank's own clock
+        (Path(out) / str(rank)).write_text(repr(value))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_every_process_runs_on_rank_zeros_clock(tmp_path):
+    """A --minutes budget sets the learning rate from elapsed time; the processes must share one clock."""
+    torch.multiprocessing.spawn(_clock_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    assert [float((tmp_path / r).read_text()) for r in ("0", "1")] == [0.25, 0.25]
