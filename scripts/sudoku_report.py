@@ -1,7 +1,7 @@
 """Tables and plots for docs/results/sudoku.md from the sudoku study's outputs.
 
 Usage: python scripts/sudoku_report.py RUNS_DIR OUT_DIR
-Reads RUNS_DIR/sd-*/eval.json and metrics.jsonl (the study's runs and the long runs sd-long and sd-2h)
+Reads RUNS_DIR/sd-*/eval.json and metrics.jsonl (the study's runs and the long runs sd-long, sd-2h and sd-2h-ddp)
 (RUNS_DIR is the study's run folder, or the committed copy docs/results/sudoku_runs); writes PNGs to
 OUT_DIR and prints Markdown tables.
 """
@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 TIERS = ["easy", "medium", "hard", "harder", "hardest", "search"]
 RECALLS = ["internal", "input", "none"]
-LONG_RUNS = {"sd-long": "sudoku_long_tiers.png", "sd-2h": "sudoku_2h_tiers.png"}  # run -> its plot
+LONG_RUNS = {"sd-long": "sudoku_long_tiers.png", "sd-2h": "sudoku_2h_tiers.png", "sd-2h-ddp": "sudoku_2h_ddp_tiers.png"}  # run -> its plot
 
 
 def evals(run: Path) -> dict:
