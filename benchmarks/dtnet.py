@@ -1,6 +1,7 @@
 """DT-net against the looped transformer on prefix sums: time to 95% on 512 bits, accuracy at equal time.
 
     python benchmarks/dtnet.py [--minutes 10] [--width 64] [--seeds 0,1,2] [--every 15] [--n 100] [--out DIR]
+                               [--keep DIR [--no-train]] [--only ours|dtnet]
 
 For each seed, two training processes run side by side, one thread each, on the same data: fresh
 32-bit strings, batch 128, the same function of (seed, step), AdamW with the same warmup and cosine
@@ -14,7 +15,11 @@ strings (exact match at the best iteration up to ``--cap``, the same cap for bot
 up to the first one at or above 95% (the time to 95%), then every ``--stride``-th one after it for
 the curve, and the last one (accuracy at equal time).
 
-Prints each model's scored snapshots, its time to 95% per seed and both final accuracies; writes
+``--keep DIR`` keeps the snapshots under ``DIR/seed-S/`` (else they go to a temporary directory);
+``--no-train`` then scores the kept snapshots again, e.g. with another ``--cap`` or ``--length``.
+
+Prints each model's scored snapshots, its time to 95% per seed, the time from which every later
+scored snapshot stays at or above 95%, and both final accuracies; writes
 ``dtnet.json`` and ``dtnet.png`` to ``--out``.
 """
 
@@ -88,9 +93,13 @@ def score_snapshots(name: str, model_cfg, args: argparse.Namespace, out: Path) -
         if hit is not None and (i - hit) % args.stride and i != len(snaps) - 1:
             continue
         model.load_state_dict(runs.read_tensors(Path(snap["path"])))
-        acc = max(accuracy_curve(model, task, batch, args.cap)[0]["exact"])
-        curve.append({"train_s": snap["train_s"], "step": snap["step"], "accuracy": acc})
-        print(f"{name}: {snap['train_s']} s, step {snap['step']}: {acc:.3f}", flush=True)
+        metrics, resid, _ = accuracy_curve(model, task, batch, args.cap)
+        acc = max(metrics["exact"])
+        best = metrics["exact"].index(acc) + 1
+        curve.append({"train_s": snap["train_s"], "step": snap["step"], "accuracy": acc, "best_iter": best,
+                      "final_residual": resid[-1]})
+        print(f"{name}: {snap['train_s']} s, step {snap['step']}: {acc:.3f} (iteration {best}), "
+              f"residual at {args.cap}: {resid[-1]:.2e}", flush=True)
         if hit is None and acc >= TARGET:
             hit = i
     info["curve"] = curve
@@ -109,6 +118,17 @@ def side_by_side(target, jobs: list[tuple]) -> None:
 
 def time_to(curve: list[dict], target: float) -> float | None:
     return next((c["train_s"] for c in curve if c["accuracy"] >= target), None)
+
+
+def time_to_stay(curve: list[dict], target: float) -> float | None:
+    """The first time from which every later scored snapshot is at or above ``target``."""
+    since = None
+    for c in curve:
+        if c["accuracy"] < target:
+            since = None
+        elif since is None:
+            since = c["train_s"]
+    return since
 
 
 def plot(results: dict, path: Path) -> None:
@@ -132,11 +152,17 @@ def plot(results: dict, path: Path) -> None:
 
 def run_seed(seed: int, args: argparse.Namespace) -> dict:
     """Trains both models side by side on ``seed``'s data, then scores both; returns name -> result."""
-    plans = recipes(args.minutes, args.width, seed)
+    plans = {name: plan for name, plan in recipes(args.minutes, args.width, seed).items()
+             if args.only is None or name.startswith(args.only)}
     with tempfile.TemporaryDirectory() as tmp:
-        side_by_side(train_and_snapshot, [(name, train, cfg, args, Path(tmp)) for name, (train, cfg) in plans.items()])
-        side_by_side(score_snapshots, [(name, cfg, args, Path(tmp)) for name, (_, cfg) in plans.items()])
-        return {name: json.loads((Path(tmp) / f"{name}.json").read_text()) for name in plans}
+        work = Path(tmp) if args.keep is None else args.keep / f"seed-{seed}"
+        if args.no_train and not work.is_dir():
+            raise SystemExit(f"error: no kept snapshots in {work}")
+        if not args.no_train:
+            work.mkdir(parents=True, exist_ok=True)
+            side_by_side(train_and_snapshot, [(name, train, cfg, args, work) for name, (train, cfg) in plans.items()])
+        side_by_side(score_snapshots, [(name, cfg, args, work) for name, (_, cfg) in plans.items()])
+        return {name: json.loads((work / f"{name}.json").read_text()) for name in plans}
 
 
 def main() -> None:
@@ -150,7 +176,12 @@ def main() -> None:
     p.add_argument("--length", type=int, default=512)
     p.add_argument("--cap", type=int, default=300, help="most test iterations")
     p.add_argument("--out", type=Path, default=Path("runs/bench_dtnet"))
+    p.add_argument("--keep", type=Path, help="keep the snapshots here (default: a temporary directory)")
+    p.add_argument("--no-train", action="store_true", help="score the snapshots already under --keep")
+    p.add_argument("--only", choices=["ours", "dtnet"], help="train or score only this model")
     args = p.parse_args()
+    if args.no_train and args.keep is None:
+        p.error("--no-train scores kept snapshots; give --keep DIR")
     seeds = [int(x) for x in args.seeds.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"# prefix sums, {args.minutes:g} min each, side by side, 1 thread each; scored on {args.n} "
@@ -160,14 +191,16 @@ def main() -> None:
         results[seed] = run_seed(seed, args)
         (args.out / "dtnet.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                                          "seeds": results}))
-    print(f"{'seed':>4} {'model':>12} {'params':>8} {'steps':>6} {'time to 95%':>12} {'final acc':>9}")
+    print(f"{'seed':>4} {'model':>12} {'params':>8} {'steps':>6} {'time to 95%':>12} {'stays >=95% from':>16} "
+          f"{'final acc':>9}")
     for seed, models in results.items():
         for name, r in models.items():
-            t = time_to(r["curve"], TARGET)
+            times = [time_to(r["curve"], TARGET), time_to_stay(r["curve"], TARGET)]
+            first, stay = ("not reached" if t is None else f"{t:.0f} s" for t in times)
             final = r["curve"][-1]["accuracy"] if r["curve"] else float("nan")
             note = f"  (loss diverged at step {r['diverged_at_step']})" if r["diverged_at_step"] else ""
-            print(f"{seed:>4} {name:>12} {r['parameters']:>8d} {r['steps']:>6d} "
-                  f"{'not reached' if t is None else f'{t:.0f} s':>12} {final:>9.3f}{note}")
+            print(f"{seed:>4} {name:>12} {r['parameters']:>8d} {r['steps']:>6d} {first:>12} {stay:>16} "
+                  f"{final:>9.3f}{note}")
     plot(results, args.out / "dtnet.png")
     print(f"wrote {args.out / 'dtnet.json'} and {args.out / 'dtnet.png'}")
 
