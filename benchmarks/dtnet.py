@@ -156,9 +156,10 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict:
              if args.only is None or name.startswith(args.only)}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) if args.keep is None else args.keep / f"seed-{seed}"
-        if args.no_train and not work.is_dir():
-            raise SystemExit(f"error: no kept snapshots in {work}")
-        if not args.no_train:
+        if args.no_train:
+            if not work.is_dir():
+                raise SystemExit(f"error: no kept snapshots in {work}")
+        else:
             work.mkdir(parents=True, exist_ok=True)
             side_by_side(train_and_snapshot, [(name, train, cfg, args, work) for name, (train, cfg) in plans.items()])
         side_by_side(score_snapshots, [(name, cfg, args, work) for name, (_, cfg) in plans.items()])

@@ -18,7 +18,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 TIERS = ["easy", "medium", "hard", "harder", "hardest", "search"]
 RECALLS = ["internal", "input", "none"]
-LONG_RUNS = {"sd-long": "sudoku_long_tiers.png", "sd-2h": "sudoku_2h_tiers.png", "sd-2h-ddp": "sudoku_2h_ddp_tiers.png"}  # run -> its plot
+LONG_RUNS = {  # run -> its plot
+    "sd-long": "sudoku_long_tiers.png", "sd-2h": "sudoku_2h_tiers.png", "sd-2h-ddp": "sudoku_2h_ddp_tiers.png",
+}
 
 
 def evals(run: Path) -> dict:
