@@ -63,6 +63,8 @@ def build_parser() -> Parser:
     t.add_argument("--alpha", type=float, default=1.0, help="progressive-loss weight (0: last-iteration loss)")
     t.add_argument("--grad-window", type=int, default=None,
                    help="backpropagate through at most this many iterations (memory flat in --train-iters)")
+    t.add_argument("--ema", type=float, default=None, metavar="DECAY",
+                   help="keep an exponential moving average of the weights (e.g. 0.999) and save it as the model")
     t.add_argument("--batch-size", type=int, default=128)
     t.add_argument("--lr", type=float, default=2e-3)
     t.add_argument("--weight-decay", type=float, default=0.01)
@@ -156,8 +158,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     train_cfg = TrainConfig(
         task=args.task, seed=args.seed, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
         lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, train_iters=args.train_iters,
-        alpha=args.alpha, grad_window=args.grad_window, eval_every=args.eval_every, checkpoint_every=args.checkpoint_every, augment=args.augment,
-        compile=args.compile, bf16=args.bf16, device=args.device,
+        alpha=args.alpha, grad_window=args.grad_window, ema=args.ema, eval_every=args.eval_every,
+        checkpoint_every=args.checkpoint_every, augment=args.augment, compile=args.compile, bf16=args.bf16,
+        device=args.device,
     )
     model_cfg = None
     if not args.resume and args.arch == "dtnet":

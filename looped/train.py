@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from . import distributed, runs
@@ -49,6 +50,7 @@ class TrainConfig:
     train_iters: int = 16
     alpha: float = 1.0
     grad_window: int | None = None  # at most this many steps with gradient: memory flat in train_iters
+    ema: float | None = None  # decay of an exponential moving average of the weights; it is what gets saved
     eval_every: int = 250
     eval_size: int = 256
     checkpoint_every: int = 250
@@ -82,6 +84,8 @@ class TrainConfig:
                 raise ConfigError("train_splits must name at least one split")
         if self.grad_window is not None and self.grad_window < 1:
             raise ConfigError(f"grad_window must be a positive integer, got {self.grad_window}")
+        if self.ema is not None and not 0.0 < self.ema < 1.0:
+            raise ConfigError(f"ema must lie in (0, 1), got {self.ema}")
         if self.warmup_steps < 0 or self.weight_decay < 0:
             raise ConfigError("warmup_steps and weight_decay must not be negative")
 
@@ -189,6 +193,9 @@ class Trainer:
             raise ConfigError("bf16 autocast needs a CUDA device; drop --bf16 on the CPU")
         torch.manual_seed(self.cfg.seed)
         self.model = self.model_cfg.build().to(self.device)
+        self.average = None if self.cfg.ema is None else AveragedModel(
+            self.model, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema)
+        )  # copied before compiling; the first update copies the weights, so the copy's values do not matter
         if self.cfg.compile:
             self.model.compile_step()
         self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
@@ -229,6 +236,8 @@ class Trainer:
             opt_steps = json.loads(meta["opt_steps"])
             model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
             self.model.load_state_dict(model_state)
+            if self.average is not None:
+                self.average.load_state_dict({k[len("ema.") :]: v for k, v in tensors.items() if k.startswith("ema.")})
             for name, p in self.model.named_parameters():
                 if name in opt_steps:  # parameters that never had a gradient have no optimizer state
                     self.opt.state[p] = {
@@ -249,6 +258,8 @@ class Trainer:
         lines = "".join(json.dumps(m) + "\n" for m in self.metrics)
         runs.atomic_write(self.out / runs.METRICS, lambda tmp: Path(tmp).write_text(lines))
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        if self.average is not None:
+            tensors.update({f"ema.{k}": v for k, v in self.average.state_dict().items()})
         opt_steps = {}
         for name, p in self.model.named_parameters():
             st = self.opt.state.get(p)
@@ -259,7 +270,11 @@ class Trainer:
         meta = {"step": str(self.step), "elapsed": repr(self.elapsed), "opt_steps": json.dumps(opt_steps),
                 "world_size": str(self.ctx.world)}
         runs.write_tensors(self.out / runs.CHECKPOINT, tensors, meta)
-        runs.write_tensors(self.out / runs.WEIGHTS, self.model.state_dict())
+        runs.write_tensors(self.out / runs.WEIGHTS, self.weights().state_dict())
+
+    def weights(self) -> Looped:
+        """The model a run hands on: the weight average when ``ema`` is set, else the trained weights."""
+        return self.model if self.average is None else self.average.module
 
     def progress(self) -> float:
         parts = []
@@ -295,6 +310,8 @@ class Trainer:
         distributed.average_gradients(self.model, self.ctx)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
         self.opt.step()
+        if self.average is not None:
+            self.average.update_parameters(self.model)
         self.step += 1
         return distributed.average(loss.detach().clone(), self.ctx).item(), grad_norm.item()
 
@@ -313,7 +330,7 @@ class Trainer:
                    "elapsed_s": round(self.elapsed, 3)}
             if self.ctx.main and (self.step % cfg.eval_every == 0 or self.progress() >= 1.0):
                 row["train_acc"] = quick_accuracy(  # at 2N iterations: can it solve training inputs at all
-                    self.model, self.task, (cfg.train_splits or self.task.train_splits)[-1], cfg.eval_size,
+                    self.weights(), self.task, (cfg.train_splits or self.task.train_splits)[-1], cfg.eval_size,
                     2 * cfg.train_iters, self.device,
                 )
                 bar.set_postfix(loss=f"{loss:.4f}", acc=f"{row['train_acc']:.3f}")

@@ -102,10 +102,14 @@ def test_training_is_deterministic_by_seed(tmp_path):
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
 
 
-@pytest.mark.parametrize("variant", [dict(recall="internal"), dict(recall="none", init="random", outer_norm="rmsnorm")])
-def test_resume_continues_to_the_same_weights_and_metrics(tmp_path, variant):
-    Trainer(tmp_path / "full", small_train(steps=12), LoopedConfig(**SMALL, **variant), resume=False).run(show_progress=False)
-    interrupted = Trainer(tmp_path / "part", small_train(steps=12), LoopedConfig(**SMALL, **variant), resume=False)
+@pytest.mark.parametrize("variant, ema", [
+    (dict(recall="internal"), None),
+    (dict(recall="none", init="random", outer_norm="rmsnorm"), None),
+    (dict(recall="internal"), 0.9),
+])
+def test_resume_continues_to_the_same_weights_and_metrics(tmp_path, variant, ema):
+    Trainer(tmp_path / "full", small_train(steps=12, ema=ema), LoopedConfig(**SMALL, **variant), resume=False).run(show_progress=False)
+    interrupted = Trainer(tmp_path / "part", small_train(steps=12, ema=ema), LoopedConfig(**SMALL, **variant), resume=False)
     real_step = interrupted.train_step
 
     def crash_at_step_8():
@@ -123,6 +127,27 @@ def test_resume_continues_to_the_same_weights_and_metrics(tmp_path, variant):
     assert all(torch.equal(wf[k], wp[k]) for k in wf)
     strip = lambda rows: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]
     assert strip(runs.read_metrics(tmp_path / "full")) == strip(runs.read_metrics(tmp_path / "part"))
+
+
+def test_ema_saves_the_moving_average_of_the_trained_weights(tmp_path):
+    decay = 0.7
+    trainer = Trainer(tmp_path / "r", small_train(steps=6, ema=decay), LoopedConfig(**SMALL), resume=False)
+    real_step, seen = trainer.train_step, []
+
+    def step_and_record():
+        out = real_step()
+        seen.append({k: v.detach().double().clone() for k, v in trainer.model.named_parameters()})
+        return out
+
+    trainer.train_step = step_and_record
+    trainer.run(show_progress=False)
+    expected = dict(seen[0])  # the first update copies the weights
+    for params in seen[1:]:
+        expected = {k: decay * expected[k] + (1 - decay) * params[k] for k in expected}
+    saved = weights(tmp_path / "r")
+    for k, v in expected.items():
+        torch.testing.assert_close(saved[k].double(), v, rtol=1e-6, atol=1e-6)
+    assert not torch.allclose(saved["embed.weight"].double(), seen[-1]["embed.weight"])
 
 
 def test_resume_with_a_new_budget_records_it(tmp_path):
@@ -152,7 +177,8 @@ def test_refuses_to_overwrite_an_existing_run(tmp_path):
         Trainer(tmp_path / "r", small_train(steps=2), LoopedConfig(**SMALL), resume=False)
 
 
-@pytest.mark.parametrize("kw", [dict(steps=None), dict(alpha=1.5), dict(batch_size=0), dict(lr=-1.0), dict(steps=0)])
+@pytest.mark.parametrize("kw", [dict(steps=None), dict(alpha=1.5), dict(batch_size=0), dict(lr=-1.0), dict(steps=0),
+                                dict(ema=1.0), dict(ema=0.0)])
 def test_bad_train_configs(kw):
     with pytest.raises(ConfigError):
         small_train(**kw)
