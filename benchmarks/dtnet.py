@@ -1,7 +1,7 @@
 """DT-net against the looped transformer on prefix sums: time to 95% on 512 bits, accuracy at equal time.
 
     python benchmarks/dtnet.py [--minutes 10] [--width 64] [--seeds 0,1,2] [--every 15] [--n 100] [--out DIR]
-                               [--keep DIR [--no-train]] [--only ours|dtnet]
+                               [--keep DIR [--no-train]] [--only ours|dtnet] [--ema DECAY]
 
 For each seed, two training processes run side by side, one thread each, on the same data: fresh
 32-bit strings, batch 128, the same function of (seed, step), AdamW with the same warmup and cosine
@@ -17,6 +17,8 @@ the curve, and the last one (accuracy at equal time).
 
 ``--keep DIR`` keeps the snapshots under ``DIR/seed-S/`` (else they go to a temporary directory);
 ``--no-train`` then scores the kept snapshots again, e.g. with another ``--cap`` or ``--length``.
+``--ema DECAY`` also keeps a moving average of ours' weights; it is scored as a third model,
+``ours-ema``, whose snapshots come from the same training trajectory as ``ours``.
 
 Prints each model's scored snapshots, its time to 95% per seed, the time from which every later
 scored snapshot stays at or above 95%, and both final accuracies; writes
@@ -26,6 +28,7 @@ scored snapshot stays at or above 95%, and both final accuracies; writes
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import multiprocessing as mp
 import platform
@@ -46,13 +49,13 @@ MODELS = Path(__file__).resolve().parent.parent / "models"
 TARGET = 0.95
 
 
-def recipes(minutes: float, width: int, seed: int) -> dict[str, tuple[dict, object]]:
+def recipes(minutes: float, width: int, seed: int, ema: float | None) -> dict[str, tuple[dict, object]]:
     """Name -> (training config fields, model config) for the two models."""
     shipped = runs.read_config(MODELS / "prefix-sums")
     train = {k: v for k, v in shipped["train"].items() if k in TrainConfig.__dataclass_fields__}
     train.update(minutes=minutes, steps=None, seed=seed, eval_every=10**9, checkpoint_every=10**9, device="cpu")
     return {
-        "ours": (train, config_from_dict(shipped["model"])),
+        "ours": ({**train, "ema": ema}, config_from_dict(shipped["model"])),
         f"dtnet-w{width}": ({**train, "train_iters": 30, "lr": 1e-3}, DTNetConfig(width=width)),
     }
 
@@ -60,7 +63,7 @@ def recipes(minutes: float, width: int, seed: int) -> dict[str, tuple[dict, obje
 def train_and_snapshot(name: str, train: dict, model_cfg, args: argparse.Namespace, out: Path) -> None:
     torch.set_num_threads(1)
     trainer = Trainer(out / name, TrainConfig(**train), model_cfg, resume=False)
-    snaps, next_snap, diverged = [], args.every, None
+    snaps, averaged, next_snap, diverged = [], [], args.every, None
     while trainer.progress() < 1.0:
         t0 = time.perf_counter()
         try:
@@ -70,13 +73,21 @@ def train_and_snapshot(name: str, train: dict, model_cfg, args: argparse.Namespa
             break
         trainer.elapsed += time.perf_counter() - t0
         if trainer.elapsed >= next_snap or trainer.progress() >= 1.0:
-            path = out / name / f"snap-{len(snaps):03d}.safetensors"
-            runs.write_tensors(path, trainer.model.state_dict())
-            snaps.append({"train_s": round(trainer.elapsed, 1), "step": trainer.step, "path": str(path)})
+            when = {"train_s": round(trainer.elapsed, 1), "step": trainer.step}
+            snaps.append({**when, "path": str(snapshot(out / name / f"snap-{len(snaps):03d}", trainer.model))})
+            if trainer.average is not None:
+                averaged.append({**when, "path": str(snapshot(out / name / f"ema-{len(averaged):03d}", trainer.weights()))})
             next_snap += args.every
-    info = {"parameters": trainer.model.num_parameters(), "steps": trainer.step, "snapshots": snaps,
-            "diverged_at_step": diverged}
-    (out / f"{name}.train.json").write_text(json.dumps(info))
+    info = {"parameters": trainer.model.num_parameters(), "steps": trainer.step, "diverged_at_step": diverged}
+    (out / f"{name}.train.json").write_text(json.dumps({**info, "snapshots": snaps}))
+    if averaged:
+        (out / f"{name}-ema.train.json").write_text(json.dumps({**info, "snapshots": averaged}))
+
+
+def snapshot(stem: Path, model: torch.nn.Module) -> Path:
+    path = stem.with_suffix(".safetensors")
+    runs.write_tensors(path, model.state_dict())
+    return path
 
 
 def score_snapshots(name: str, model_cfg, args: argparse.Namespace, out: Path) -> None:
@@ -139,7 +150,7 @@ def plot(results: dict, path: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for k, (seed, models) in enumerate(results.items()):
-        for color, (name, r) in zip(("C0", "C1"), models.items()):
+        for color, (name, r) in zip(("C0", "C1", "C2"), models.items()):
             ax.plot([c["train_s"] / 60 for c in r["curve"]], [c["accuracy"] for c in r["curve"]], marker="o", ms=3,
                     color=color, alpha=0.8, ls=("-", "--", ":", "-.")[k % 4], label=f"{name}, seed {seed}")
     ax.axhline(TARGET, color="grey", ls=":", lw=1)
@@ -152,18 +163,21 @@ def plot(results: dict, path: Path) -> None:
 
 def run_seed(seed: int, args: argparse.Namespace) -> dict:
     """Trains both models side by side on ``seed``'s data, then scores both; returns name -> result."""
-    plans = {name: plan for name, plan in recipes(args.minutes, args.width, seed).items()
+    plans = {name: plan for name, plan in recipes(args.minutes, args.width, seed, args.ema).items()
              if args.only is None or name.startswith(args.only)}
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp) if args.keep is None else args.keep / f"seed-{seed}"
+    scored = {name: cfg for name, (_, cfg) in plans.items()}
+    if args.ema is not None and "ours" in plans:
+        scored["ours-ema"] = plans["ours"][1]
+    with contextlib.ExitStack() as stack:
+        work = args.keep / f"seed-{seed}" if args.keep else Path(stack.enter_context(tempfile.TemporaryDirectory()))
         if args.no_train:
             if not work.is_dir():
                 raise SystemExit(f"error: no kept snapshots in {work}")
         else:
             work.mkdir(parents=True, exist_ok=True)
             side_by_side(train_and_snapshot, [(name, train, cfg, args, work) for name, (train, cfg) in plans.items()])
-        side_by_side(score_snapshots, [(name, cfg, args, work) for name, (_, cfg) in plans.items()])
-        return {name: json.loads((work / f"{name}.json").read_text()) for name in plans}
+        side_by_side(score_snapshots, [(name, cfg, args, work) for name, cfg in scored.items()])
+        return {name: json.loads((work / f"{name}.json").read_text()) for name in scored}
 
 
 def main() -> None:
@@ -180,6 +194,7 @@ def main() -> None:
     p.add_argument("--keep", type=Path, help="keep the snapshots here (default: a temporary directory)")
     p.add_argument("--no-train", action="store_true", help="score the snapshots already under --keep")
     p.add_argument("--only", choices=["ours", "dtnet"], help="train or score only this model")
+    p.add_argument("--ema", type=float, help="also score a moving average of ours' weights with this decay")
     args = p.parse_args()
     if args.no_train and args.keep is None:
         p.error("--no-train scores kept snapshots; give --keep DIR")
