@@ -1,8 +1,8 @@
 """Tables and plots for docs/results/sudoku.md from the sudoku study's outputs.
 
 Usage: python scripts/sudoku_report.py RUNS_DIR OUT_DIR
-Reads RUNS_DIR/sd-*/eval.json and metrics.jsonl (the study's runs and the long runs sd-long, sd-2h and sd-2h-ddp)
-(RUNS_DIR is the study's run folder, or the committed copy docs/results/sudoku_runs); writes PNGs to
+Reads RUNS_DIR/sd-*/eval.json and metrics.jsonl (the study's runs and the long runs sd-long, sd-2h,
+sd-2h-ddp and sd-2h-ema) (RUNS_DIR is the study's run folder, or the committed copy docs/results/sudoku_runs); writes PNGs to
 OUT_DIR and prints Markdown tables.
 """
 
@@ -20,6 +20,7 @@ TIERS = ["easy", "medium", "hard", "harder", "hardest", "search"]
 RECALLS = ["internal", "input", "none"]
 LONG_RUNS = {  # run -> its plot
     "sd-long": "sudoku_long_tiers.png", "sd-2h": "sudoku_2h_tiers.png", "sd-2h-ddp": "sudoku_2h_ddp_tiers.png",
+    "sd-2h-ema": "sudoku_2h_ema_tiers.png",
 }
 
 
