@@ -142,7 +142,7 @@ def time_to_stay(curve: list[dict], target: float) -> float | None:
     return since
 
 
-def plot(results: dict, path: Path) -> None:
+def plot(results: dict, length: int, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -154,8 +154,8 @@ def plot(results: dict, path: Path) -> None:
             ax.plot([c["train_s"] / 60 for c in r["curve"]], [c["accuracy"] for c in r["curve"]], marker="o", ms=3,
                     color=color, alpha=0.8, ls=("-", "--", ":", "-.")[k % 4], label=f"{name}, seed {seed}")
     ax.axhline(TARGET, color="grey", ls=":", lw=1)
-    ax.set(xlabel="training time (min)", ylabel="512-bit exact match (best iteration)", ylim=(-0.02, 1.02),
-           title="Prefix sums: looped transformer vs DT-net, same data and time")
+    ax.set(xlabel="training time (min)", ylabel=f"{length}-bit exact match (best iteration)", ylim=(-0.02, 1.02),
+           title="Prefix sums: snapshots of each model, same data and time")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -217,7 +217,7 @@ def main() -> None:
             note = f"  (loss diverged at step {r['diverged_at_step']})" if r["diverged_at_step"] else ""
             print(f"{seed:>4} {name:>12} {r['parameters']:>8d} {r['steps']:>6d} {first:>12} {stay:>16} "
                   f"{final:>9.3f}{note}")
-    plot(results, args.out / "dtnet.png")
+    plot(results, args.length, args.out / "dtnet.png")
     print(f"wrote {args.out / 'dtnet.json'} and {args.out / 'dtnet.png'}")
 
 
