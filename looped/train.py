@@ -171,6 +171,10 @@ def quick_accuracy(model: Looped, task: Task, split_name: str, n: int, iters: in
     return task.score(task.predict(batch.inputs, out.logits[iters]), batch.targets).float().mean().item()
 
 
+def _strip_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
 class Trainer:
     """Owns a run directory: creates or resumes it, trains, checkpoints."""
 
@@ -234,10 +238,9 @@ class Trainer:
         try:
             self.step, self.elapsed = int(meta["step"]), float(meta["elapsed"])
             opt_steps = json.loads(meta["opt_steps"])
-            model_state = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-            self.model.load_state_dict(model_state)
+            self.model.load_state_dict(_strip_prefix(tensors, "model."))
             if self.average is not None:
-                self.average.load_state_dict({k[len("ema.") :]: v for k, v in tensors.items() if k.startswith("ema.")})
+                self.average.load_state_dict(_strip_prefix(tensors, "ema."))
             for name, p in self.model.named_parameters():
                 if name in opt_steps:  # parameters that never had a gradient have no optimizer state
                     self.opt.state[p] = {
