@@ -1,7 +1,7 @@
 """DT-net against the looped transformer on prefix sums: time to 95% on 512 bits, accuracy at equal time.
 
     python benchmarks/dtnet.py [--minutes 10] [--width 64] [--seeds 0,1,2] [--every 15] [--n 100] [--out DIR]
-                               [--keep DIR [--no-train]] [--only ours|dtnet] [--ema DECAY]
+                               [--keep DIR [--no-train]] [--only NAMES] [--ema DECAY]
 
 For each seed, two training processes run side by side, one thread each, on the same data: fresh
 32-bit strings, batch 128, the same function of (seed, step), AdamW with the same warmup and cosine
@@ -17,8 +17,10 @@ the curve, and the last one (accuracy at equal time).
 
 ``--keep DIR`` keeps the snapshots under ``DIR/seed-S/`` (else they go to a temporary directory);
 ``--no-train`` then scores the kept snapshots again, e.g. with another ``--cap`` or ``--length``.
-``--ema DECAY`` also keeps a moving average of ours' weights; it is scored as a third model,
-``ours-ema``, whose snapshots come from the same training trajectory as ``ours``.
+When ours' recipe keeps a moving average of its weights (``--ema DECAY`` sets or overrides its
+decay), the average is scored as a third model, ``ours-ema``, whose snapshots come from the same
+training trajectory as ``ours`` (the trained weights). ``--only`` scores a subset, e.g.
+``--only ours-ema,dtnet``.
 
 Prints each model's scored snapshots, its time to 95% per seed, the time from which every later
 scored snapshot stays at or above 95%, and both final accuracies; writes
@@ -55,7 +57,7 @@ def recipes(minutes: float, width: int, seed: int, ema: float | None) -> dict[st
     train = {k: v for k, v in shipped["train"].items() if k in TrainConfig.__dataclass_fields__}
     train.update(minutes=minutes, steps=None, seed=seed, eval_every=10**9, checkpoint_every=10**9, device="cpu")
     return {
-        "ours": ({**train, "ema": ema}, config_from_dict(shipped["model"])),
+        "ours": ({**train, "ema": ema or train.get("ema")}, config_from_dict(shipped["model"])),
         f"dtnet-w{width}": ({**train, "train_iters": 30, "lr": 1e-3}, DTNetConfig(width=width)),
     }
 
@@ -163,11 +165,13 @@ def plot(results: dict, length: int, path: Path) -> None:
 
 def run_seed(seed: int, args: argparse.Namespace) -> dict:
     """Trains both models side by side on ``seed``'s data, then scores both; returns name -> result."""
-    plans = {name: plan for name, plan in recipes(args.minutes, args.width, seed, args.ema).items()
-             if args.only is None or name.startswith(args.only)}
+    plans = recipes(args.minutes, args.width, seed, args.ema)
     scored = {name: cfg for name, (_, cfg) in plans.items()}
-    if args.ema is not None and "ours" in plans:
+    if plans["ours"][0]["ema"] is not None:
         scored["ours-ema"] = plans["ours"][1]
+    if args.only:
+        scored = {name: cfg for name, cfg in scored.items() if name.removesuffix(f"-w{args.width}") in args.only}
+        plans = {name: plan for name, plan in plans.items() if any(s.startswith(name) for s in scored)}
     with contextlib.ExitStack() as stack:
         work = args.keep / f"seed-{seed}" if args.keep else Path(stack.enter_context(tempfile.TemporaryDirectory()))
         if args.no_train:
@@ -193,11 +197,14 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=Path("runs/bench_dtnet"))
     p.add_argument("--keep", type=Path, help="keep the snapshots here (default: a temporary directory)")
     p.add_argument("--no-train", action="store_true", help="score the snapshots already under --keep")
-    p.add_argument("--only", choices=["ours", "dtnet"], help="train or score only this model")
-    p.add_argument("--ema", type=float, help="also score a moving average of ours' weights with this decay")
+    p.add_argument("--only", type=lambda s: s.split(","), help="score only these of ours, ours-ema, dtnet")
+    p.add_argument("--ema", type=float, help="ours keeps a moving average of its weights with this decay "
+                   "(default: the recipe's); scored as ours-ema")
     args = p.parse_args()
     if args.no_train and args.keep is None:
         p.error("--no-train scores kept snapshots; give --keep DIR")
+    if args.only and not set(args.only) <= {"ours", "ours-ema", "dtnet"}:
+        p.error(f"--only takes ours, ours-ema and dtnet, not {','.join(args.only)}")
     seeds = [int(x) for x in args.seeds.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"# prefix sums, {args.minutes:g} min each, side by side, 1 thread each; scored on {args.n} "
