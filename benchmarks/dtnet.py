@@ -145,20 +145,22 @@ def time_to_stay(curve: list[dict], target: float) -> float | None:
 
 
 def plot(results: dict, length: int, path: Path) -> None:
+    """One panel per seed: each model's scored snapshots against training time."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for k, (seed, models) in enumerate(results.items()):
-        for color, (name, r) in zip(("C0", "C1", "C2"), models.items()):
+    fig, axes = plt.subplots(1, len(results), figsize=(3 * len(results) + 1, 3.4), sharey=True, squeeze=False)
+    for ax, (seed, models) in zip(axes[0], results.items()):
+        for name, r in models.items():
             ax.plot([c["train_s"] / 60 for c in r["curve"]], [c["accuracy"] for c in r["curve"]], marker="o", ms=3,
-                    color=color, alpha=0.8, ls=("-", "--", ":", "-.")[k % 4], label=f"{name}, seed {seed}")
-    ax.axhline(TARGET, color="grey", ls=":", lw=1)
-    ax.set(xlabel="training time (min)", ylabel=f"{length}-bit exact match (best iteration)", ylim=(-0.02, 1.02),
-           title="Prefix sums: snapshots of each model, same data and time")
-    ax.legend(fontsize=7)
+                    color={"ours": "C1", "ours-ema": "C2"}.get(name, "C0"), label=name)
+        ax.axhline(TARGET, color="grey", ls=":", lw=1)
+        ax.set(xlabel="training time (min)", title=f"seed {seed}", ylim=(-0.02, 1.02))
+    axes[0][0].set_ylabel(f"{length}-bit exact match (best iteration)")
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle("Prefix sums: snapshots of each model, same data and time")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
