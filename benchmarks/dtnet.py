@@ -6,8 +6,9 @@
 For each seed, two training processes run side by side, one thread each, on the same data: fresh
 32-bit strings, batch 128, the same function of (seed, step), AdamW with the same warmup and cosine
 schedule over the same wall-time budget. "Ours" is the recipe of the shipped ``models/prefix-sums``
-(internal recall, LayerNorm, d_model 32, training depth 16, lr 2e-3); DT-net is the DeepThinking
-recall network (``looped/dtnet.py``) with its published training depth of 30 and learning rate 1e-3.
+(internal recall, LayerNorm, d_model 32, training depth 16, lr 2e-3, weight average 0.995); DT-net
+is the DeepThinking recall network (``looped/dtnet.py``) with its published training depth of 30
+and learning rate 1e-3.
 
 Training is never interrupted: each process saves its weights every ``--every`` seconds of
 training time. Then both score their snapshots side by side on the same ``--n`` fresh 512-bit
