@@ -58,7 +58,7 @@ def recipes(minutes: float, width: int, seed: int, ema: float | None) -> dict[st
     train = {k: v for k, v in shipped["train"].items() if k in TrainConfig.__dataclass_fields__}
     train.update(minutes=minutes, steps=None, seed=seed, eval_every=10**9, checkpoint_every=10**9, device="cpu")
     return {
-        "ours": ({**train, "ema": ema or train.get("ema")}, config_from_dict(shipped["model"])),
+        "ours": ({**train, "ema": train.get("ema") if ema is None else ema}, config_from_dict(shipped["model"])),
         f"dtnet-w{width}": ({**train, "train_iters": 30, "lr": 1e-3}, DTNetConfig(width=width)),
     }
 
