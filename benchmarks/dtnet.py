@@ -1,14 +1,14 @@
 """DT-net against the looped transformer on prefix sums: time to 95% on 512 bits, accuracy at equal time.
 
     python benchmarks/dtnet.py [--minutes 10] [--width 64] [--seeds 0,1,2] [--every 15] [--n 100] [--out DIR]
-                               [--keep DIR [--no-train]] [--only NAMES] [--ema DECAY]
+                               [--keep DIR [--no-train]] [--only NAMES] [--recipe DIR] [--ema DECAY]
 
 For each seed, two training processes run side by side, one thread each, on the same data: fresh
 32-bit strings, batch 128, the same function of (seed, step), AdamW with the same warmup and cosine
 schedule over the same wall-time budget. "Ours" is the recipe of the shipped ``models/prefix-sums``
 (internal recall, LayerNorm, d_model 32, training depth 16, lr 2e-3, weight average 0.995); DT-net
 is the DeepThinking recall network (``looped/dtnet.py``) with its published training depth of 30
-and learning rate 1e-3.
+and learning rate 1e-3. ``--recipe DIR`` takes ours' recipe from another run folder's config.
 
 Training is never interrupted: each process saves its weights every ``--every`` seconds of
 training time. Then both score their snapshots side by side on the same ``--n`` fresh 512-bit
@@ -52,9 +52,9 @@ MODELS = Path(__file__).resolve().parent.parent / "models"
 TARGET = 0.95
 
 
-def recipes(minutes: float, width: int, seed: int, ema: float | None) -> dict[str, tuple[dict, object]]:
-    """Name -> (training config fields, model config) for the two models."""
-    shipped = runs.read_config(MODELS / "prefix-sums")
+def recipes(recipe: Path, minutes: float, width: int, seed: int, ema: float | None) -> dict[str, tuple[dict, object]]:
+    """Name -> (training config fields, model config) for the two models; ours from ``recipe``'s config."""
+    shipped = runs.read_config(recipe)
     train = {k: v for k, v in shipped["train"].items() if k in TrainConfig.__dataclass_fields__}
     train.update(minutes=minutes, steps=None, seed=seed, eval_every=10**9, checkpoint_every=10**9, device="cpu")
     return {
@@ -168,7 +168,7 @@ def plot(results: dict, length: int, path: Path) -> None:
 
 def run_seed(seed: int, args: argparse.Namespace) -> dict:
     """Trains both models side by side on ``seed``'s data, then scores both; returns name -> result."""
-    plans = recipes(args.minutes, args.width, seed, args.ema)
+    plans = recipes(args.recipe, args.minutes, args.width, seed, args.ema)
     scored = {name: cfg for name, (_, cfg) in plans.items()}
     if plans["ours"][0]["ema"] is not None:
         scored["ours-ema"] = plans["ours"][1]
@@ -201,6 +201,8 @@ def main() -> None:
     p.add_argument("--keep", type=Path, help="keep the snapshots here (default: a temporary directory)")
     p.add_argument("--no-train", action="store_true", help="score the snapshots already under --keep")
     p.add_argument("--only", type=lambda s: s.split(","), help="score only these of ours, ours-ema, dtnet")
+    p.add_argument("--recipe", type=Path, default=MODELS / "prefix-sums",
+                   help="a run folder whose config.json gives ours' model and training recipe")
     p.add_argument("--ema", type=float, help="ours keeps a moving average of its weights with this decay "
                    "(default: the recipe's); scored as ours-ema")
     args = p.parse_args()
