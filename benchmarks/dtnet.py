@@ -54,11 +54,11 @@ TARGET = 0.95
 
 def recipes(recipe: Path, minutes: float, width: int, seed: int, ema: float | None) -> dict[str, tuple[dict, object]]:
     """Name -> (training config fields, model config) for the two models; ours from ``recipe``'s config."""
-    shipped = runs.read_config(recipe)
-    train = {k: v for k, v in shipped["train"].items() if k in TrainConfig.__dataclass_fields__}
+    base = runs.read_config(recipe)
+    train = {k: v for k, v in base["train"].items() if k in TrainConfig.__dataclass_fields__}
     train.update(minutes=minutes, steps=None, seed=seed, eval_every=10**9, checkpoint_every=10**9, device="cpu")
     return {
-        "ours": ({**train, "ema": train.get("ema") if ema is None else ema}, config_from_dict(shipped["model"])),
+        "ours": ({**train, "ema": train.get("ema") if ema is None else ema}, config_from_dict(base["model"])),
         f"dtnet-w{width}": ({**train, "train_iters": 30, "lr": 1e-3}, DTNetConfig(width=width)),
     }
 
@@ -208,6 +208,10 @@ def main() -> None:
     args = p.parse_args()
     if args.no_train and args.keep is None:
         p.error("--no-train scores kept snapshots; give --keep DIR")
+    try:
+        runs.read_config(args.recipe)
+    except runs.RunError as e:
+        p.error(str(e))
     if args.only and not set(args.only) <= {"ours", "ours-ema", "dtnet"}:
         p.error(f"--only takes ours, ours-ema and dtnet, not {','.join(args.only)}")
     seeds = [int(x) for x in args.seeds.split(",")]
