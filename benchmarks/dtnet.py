@@ -52,9 +52,8 @@ MODELS = Path(__file__).resolve().parent.parent / "models"
 TARGET = 0.95
 
 
-def recipes(recipe: Path, minutes: float, width: int, seed: int, ema: float | None) -> dict[str, tuple[dict, object]]:
-    """Name -> (training config fields, model config) for the two models; ours from ``recipe``'s config."""
-    base = runs.read_config(recipe)
+def recipes(base: dict, minutes: float, width: int, seed: int, ema: float | None) -> dict[str, tuple[dict, object]]:
+    """Name -> (training config fields, model config) for the two models; ours from the run config ``base``."""
     train = {k: v for k, v in base["train"].items() if k in TrainConfig.__dataclass_fields__}
     train.update(minutes=minutes, steps=None, seed=seed, eval_every=10**9, checkpoint_every=10**9, device="cpu")
     return {
@@ -166,9 +165,9 @@ def plot(results: dict, length: int, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
-def run_seed(seed: int, args: argparse.Namespace) -> dict:
+def run_seed(seed: int, base: dict, args: argparse.Namespace) -> dict:
     """Trains both models side by side on ``seed``'s data, then scores both; returns name -> result."""
-    plans = recipes(args.recipe, args.minutes, args.width, seed, args.ema)
+    plans = recipes(base, args.minutes, args.width, seed, args.ema)
     scored = {name: cfg for name, (_, cfg) in plans.items()}
     if plans["ours"][0]["ema"] is not None:
         scored["ours-ema"] = plans["ours"][1]
@@ -209,7 +208,7 @@ def main() -> None:
     if args.no_train and args.keep is None:
         p.error("--no-train scores kept snapshots; give --keep DIR")
     try:
-        runs.read_config(args.recipe)
+        base = runs.read_config(args.recipe)
     except runs.RunError as e:
         p.error(str(e))
     if args.only and not set(args.only) <= {"ours", "ours-ema", "dtnet"}:
@@ -220,7 +219,7 @@ def main() -> None:
           f"{args.length}-bit strings, cap {args.cap}; {platform.processor() or platform.machine()}")
     results = {}
     for seed in seeds:
-        results[seed] = run_seed(seed, args)
+        results[seed] = run_seed(seed, base, args)
         (args.out / "dtnet.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                                          "seeds": results}))
     print(f"{'seed':>4} {'model':>12} {'params':>8} {'steps':>6} {'time to 95%':>12} {'stays >=95% from':>16} "
