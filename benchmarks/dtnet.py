@@ -2,13 +2,16 @@
 
     python benchmarks/dtnet.py [--minutes 10] [--width 64] [--seeds 0,1,2] [--every 15] [--n 100] [--out DIR]
                                [--keep DIR [--no-train]] [--only NAMES] [--recipe DIR] [--ema DECAY]
+                               [--dtnet-compile]
 
 For each seed, two training processes run side by side, one thread each, on the same data: fresh
 32-bit strings, batch 128, the same function of (seed, step), AdamW with the same warmup and cosine
 schedule over the same wall-time budget. "Ours" is the recipe of the shipped ``models/prefix-sums``
 (internal recall, LayerNorm, d_model 32, training depth 16, lr 2e-3, weight average 0.995); DT-net
 is the DeepThinking recall network (``looped/dtnet.py``) with its published training depth of 30
-and learning rate 1e-3. ``--recipe DIR`` takes ours' recipe from another run folder's config.
+and learning rate 1e-3, no weight average, and eager steps (on CPU they are faster for it than
+compiled ones; ``--dtnet-compile`` compiles them as ours' recipe does). ``--recipe DIR`` takes
+ours' recipe from another run folder's config.
 
 Training is never interrupted: each process saves its weights every ``--every`` seconds of
 training time. Then both score their snapshots side by side on the same ``--n`` fresh 512-bit
@@ -52,13 +55,14 @@ MODELS = Path(__file__).resolve().parent.parent / "models"
 TARGET = 0.95
 
 
-def recipes(base: dict, minutes: float, width: int, seed: int, ema: float | None) -> dict[str, tuple[dict, object]]:
+def recipes(base: dict, args: argparse.Namespace, seed: int) -> dict[str, tuple[dict, object]]:
     """Name -> (training config fields, model config) for the two models; ours from the run config ``base``."""
     train = {k: v for k, v in base["train"].items() if k in TrainConfig.__dataclass_fields__}
-    train.update(minutes=minutes, steps=None, seed=seed, eval_every=10**9, checkpoint_every=10**9, device="cpu")
+    train.update(minutes=args.minutes, steps=None, seed=seed, eval_every=10**9, checkpoint_every=10**9, device="cpu")
+    dtnet = {**train, "train_iters": 30, "lr": 1e-3, "ema": None, "compile": args.dtnet_compile}
     return {
-        "ours": ({**train, "ema": train.get("ema") if ema is None else ema}, config_from_dict(base["model"])),
-        f"dtnet-w{width}": ({**train, "train_iters": 30, "lr": 1e-3}, DTNetConfig(width=width)),
+        "ours": ({**train, "ema": train.get("ema") if args.ema is None else args.ema}, config_from_dict(base["model"])),
+        f"dtnet-w{args.width}": (dtnet, DTNetConfig(width=args.width)),
     }
 
 
@@ -167,7 +171,7 @@ def plot(results: dict, length: int, path: Path) -> None:
 
 def run_seed(seed: int, base: dict, args: argparse.Namespace) -> dict:
     """Trains both models side by side on ``seed``'s data, then scores both; returns name -> result."""
-    plans = recipes(base, args.minutes, args.width, seed, args.ema)
+    plans = recipes(base, args, seed)
     scored = {name: cfg for name, (_, cfg) in plans.items()}
     if plans["ours"][0]["ema"] is not None:
         scored["ours-ema"] = plans["ours"][1]
@@ -204,6 +208,8 @@ def main() -> None:
                    help="a run folder whose config.json gives ours' model and training recipe")
     p.add_argument("--ema", type=float, help="ours keeps a moving average of its weights with this decay "
                    "(default: the recipe's); scored as ours-ema")
+    p.add_argument("--dtnet-compile", action=argparse.BooleanOptionalAction, default=False,
+                   help="torch.compile DT-net's step (default off: eager is faster for it on CPU)")
     args = p.parse_args()
     if args.no_train and args.keep is None:
         p.error("--no-train scores kept snapshots; give --keep DIR")
