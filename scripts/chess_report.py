@@ -1,8 +1,8 @@
-"""Tables and plots for docs/results/chess.md from the chess study's outputs.
+"""Tables and plots for docs/results/chess/README.md from the chess study's outputs.
 
 Usage: python scripts/chess_report.py RUNS_DIR OUT_DIR [BEST_RUN]
 Reads RUNS_DIR/ch-*/eval.json and metrics.jsonl (RUNS_DIR is the study's run folder, or the committed
-copy docs/results/chess_runs); writes PNGs to OUT_DIR and prints Markdown tables.
+copy docs/results/chess/runs); writes PNGs to OUT_DIR and prints Markdown tables.
 """
 
 import json

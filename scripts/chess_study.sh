@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The chess study of docs/results/chess.md.
+# The chess study of docs/results/chess/README.md.
 # recall {internal, input, none} with LayerNorm outer norm, plus the pass-through baseline (one
 # iteration in training and test), trained on mate1 + mate2 only (batch 64, training depth
 # $ITERS, progressive loss only: alpha 1), two runs at a time with one thread each on a 2-core CPU.

@@ -1,8 +1,8 @@
-"""Tables and plots for docs/results/prefix_sums.md and stability.md from the study's outputs.
+"""Tables and plots for docs/results/prefix_sums/README.md and docs/results/stability/README.md from the study's outputs.
 
 Usage: python scripts/prefix_sums_report.py RUNS_DIR OUT_DIR
 Reads RUNS_DIR/ps-*/eval-{main,var,long,tenk}.json and RUNS_DIR/ps-*/[analysis/]analysis.json
-(RUNS_DIR is the study's run folder, or the committed copy docs/results/prefix_sums_runs);
+(RUNS_DIR is the study's run folder, or the committed copy docs/results/prefix_sums/runs);
 writes PNGs to OUT_DIR and prints Markdown tables.
 """
 

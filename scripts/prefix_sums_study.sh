@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The prefix-sums study of docs/results/prefix_sums.md.
+# The prefix-sums study of docs/results/prefix_sums/README.md.
 # Six variants {none,input,internal} x {outer norm none,layernorm} with seed 0, plus seeds 1 and 2 of
 # internal recall + LayerNorm; 10 minutes each on a 2-core CPU, two runs at a time with one thread
 # each. Then evaluation and stability analysis. About 2 hours in all.
@@ -43,4 +43,4 @@ wait
 for v in internal-layernorm input-layernorm none-layernorm none-none internal-none input-none; do
   [ -s "$OUT/ps-$v-s0/analysis/analysis.json" ] || looped analyze "$OUT/ps-$v-s0" --n 16 > /dev/null
 done
-python scripts/prefix_sums_report.py "$OUT" docs/results
+python scripts/prefix_sums_report.py "$OUT" docs/results/prefix_sums

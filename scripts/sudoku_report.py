@@ -1,8 +1,8 @@
-"""Tables and plots for docs/results/sudoku.md from the sudoku study's outputs.
+"""Tables and plots for docs/results/sudoku/README.md from the sudoku study's outputs.
 
 Usage: python scripts/sudoku_report.py RUNS_DIR OUT_DIR
 Reads RUNS_DIR/sd-*/eval.json and metrics.jsonl (the study's runs and the long runs sd-long, sd-2h,
-sd-2h-ddp and sd-2h-ema) (RUNS_DIR is the study's run folder, or the committed copy docs/results/sudoku_runs); writes PNGs to
+sd-2h-ddp and sd-2h-ema) (RUNS_DIR is the study's run folder, or the committed copy docs/results/sudoku/runs); writes PNGs to
 OUT_DIR and prints Markdown tables.
 """
 

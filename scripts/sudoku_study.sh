@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The sudoku study of docs/results/sudoku.md.
+# The sudoku study of docs/results/sudoku/README.md.
 # recall {internal, input} x 2 seeds and recall none, all with LayerNorm outer norm; 3,000 steps each
 # (batch 64, training depth 20, augmentation) on the easy and medium tiers only, one thread per run:
 # three runs at a time, then two, on a 2-core CPU (about 70 minutes). Then each run is evaluated on
