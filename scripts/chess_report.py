@@ -58,9 +58,10 @@ def plots(runs_dir: Path, out: Path, best: str) -> None:
             ax.plot(*series(r, f"{key}_by_iteration"), label=s, ls="-" if s.startswith("mate") else "--")
         ax.set_title(f"chess, ch-{best}: {title}")
         ax.set_xlabel("iteration")
-        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy")
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="center right", fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0, 0.86, 1))
     fig.savefig(out / "chess_splits.png", dpi=110)
     plt.close(fig)
 
@@ -71,12 +72,17 @@ def plots(runs_dir: Path, out: Path, best: str) -> None:
             if not r:
                 continue
             its, acc = series(r, "legal_by_iteration")
-            ax.plot(its, acc, marker="o" if len(its) == 1 else None, label=name)
+            if len(its) == 1:  # a pass-through: one iteration, drawn as its level across the plot
+                (line,) = ax.plot(its, acc, marker="D", ms=8, ls="none", label=f"{name} (1 iteration)")
+                ax.axhline(acc[0], color=line.get_color(), ls=":", lw=1.2)
+            else:
+                ax.plot(its, acc, lw=1.8, label=name)
         ax.set_title(f"{split}: best legal move")
         ax.set_xlabel("iteration")
-        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy")
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=6, fontsize=9, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
     fig.savefig(out / "chess_variants.png", dpi=110)
     plt.close(fig)
 
