@@ -1,4 +1,4 @@
-"""Tables and plots for docs/results/prefix_sums/README.md and docs/results/stability/README.md from the study's outputs.
+"""Tables and plots for docs/results/prefix_sums/ and the table of docs/results/stability/, from the study.
 
 Usage: python scripts/prefix_sums_report.py RUNS_DIR OUT_DIR
 Reads RUNS_DIR/ps-*/eval-{main,var,long,tenk}.json and RUNS_DIR/ps-*/[analysis/]analysis.json

@@ -2,8 +2,8 @@
 
 Usage: python scripts/sudoku_report.py RUNS_DIR OUT_DIR
 Reads RUNS_DIR/sd-*/eval.json and metrics.jsonl (the study's runs and the long runs sd-long, sd-2h,
-sd-2h-ddp and sd-2h-ema) (RUNS_DIR is the study's run folder, or the committed copy docs/results/sudoku/runs); writes PNGs to
-OUT_DIR and prints Markdown tables.
+sd-2h-ddp and sd-2h-ema; RUNS_DIR is the study's run folder, or the committed copy
+docs/results/sudoku/runs); writes PNGs to OUT_DIR and prints Markdown tables.
 """
 
 import json
