@@ -92,7 +92,7 @@ def test_ift_sensitivity_matches_dense_solve_and_finite_differences():
     res = stability.solve(F, torch.zeros(3, 16, dtype=torch.float64), x, max_iter=2000, tol=1e-14)
     assert res.converged.all()
     v = torch.randn(3, 6, generator=g, dtype=torch.float64)
-    sens = stability.sensitivity(F, res.h, x, v)
+    sens = stability.sensitivity(F, res.h, x, v).value
     J = dense_J(F, res.h, x)
     Jx = torch.stack([torch.autograd.functional.jacobian(lambda u: F(res.h[b : b + 1], u[None])[0], x[b]) for b in range(3)])
     exact = torch.linalg.solve(torch.eye(16, dtype=torch.float64) - J, (Jx @ v[..., None])).squeeze(-1).norm(dim=1)
@@ -110,7 +110,7 @@ def test_sensitivity_uses_gmres_when_rho_exceeds_one():
     h = torch.zeros(2, n, dtype=torch.float64)
     v = torch.randn(2, n, dtype=torch.float64)
     exact = torch.linalg.solve(torch.eye(n, dtype=torch.float64) - A, v.T).T.norm(dim=1)
-    torch.testing.assert_close(stability.sensitivity(F, h, h, v), exact, rtol=1e-6, atol=0)
+    torch.testing.assert_close(stability.sensitivity(F, h, h, v).value, exact, rtol=1e-6, atol=0)
 
 
 def test_a_map_that_ignores_x_has_zero_sensitivity_and_fails_the_autonomy_check():
@@ -119,7 +119,7 @@ def test_a_map_that_ignores_x_has_zero_sensitivity_and_fails_the_autonomy_check(
     x = torch.randn(5, 8, dtype=torch.float64)
     h0 = torch.zeros(5, 8, dtype=torch.float64)
     res = stability.solve(F, h0, x, tol=1e-12, max_iter=1000)
-    assert (stability.sensitivity(F, res.h, x) == 0).all()
+    assert (stability.sensitivity(F, res.h, x).value == 0).all()
     report = stability.autonomy_check(F, h0, x)
     assert not report.input_dependent and report.distinct == 1
 
@@ -232,7 +232,7 @@ def test_works_through_transformer_attention_on_cpu():
     F, h0, x = stability.from_model(model, tokens, torch.arange(6)[:, None])
     res = stability.solve(F, h0, x, max_iter=300, tol=1e-8)
     rho = stability.spectral_radius(F, res.h, x, k=20)
-    sens = stability.sensitivity(F, res.h, x)
+    sens = stability.sensitivity(F, res.h, x).value
     assert rho.shape == (2,) and torch.isfinite(rho).all()
     assert torch.isfinite(sens).all()
 
