@@ -10,6 +10,7 @@ autodiff nor double backward, so every product runs under the math SDPA kernel.
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
@@ -139,9 +140,15 @@ def arnoldi(matvec: MatVec, v0: torch.Tensor, k: int) -> tuple[torch.Tensor, tor
 
 
 def ritz_values(H: torch.Tensor) -> torch.Tensor:
-    """Eigenvalues of the square part of a Hessenberg matrix. Args: H (B, k+1, k). Returns (B, k) complex."""
+    """Eigenvalues of the square part of a Hessenberg matrix.
+
+    Args: H (B, k+1, k). Returns (B, k) complex; NaN for a sample whose H is not finite.
+    """
     k = H.shape[2]
-    return torch.linalg.eigvals(H[:, :k, :k])
+    square = H[:, :k, :k]
+    finite = torch.isfinite(square).flatten(1).all(dim=1)  # a non-finite map: NaN, not a LAPACK error
+    ev = torch.linalg.eigvals(torch.where(finite[:, None, None], square, 0.0))
+    return torch.where(finite[:, None], ev, torch.full_like(ev, complex(math.nan, math.nan)))
 
 
 def spectral_radius(
@@ -259,7 +266,8 @@ def solve_identity_minus_jacobian(
     F: Map, h: torch.Tensor, x: torch.Tensor, b: torch.Tensor, tol: float = 1e-10, rho: torch.Tensor | None = None,
     precision: torch.Tensor | None = None, seed: int = 0,
 ) -> LinearSolveResult:
-    """``(I - J_h)^{-1} b`` per sample: iteration when ``rho < 1``, GMRES otherwise or on failure.
+    """``(I - J_h)^{-1} b`` per sample: iteration when every ``rho < 0.95``, GMRES otherwise and for the
+    samples that iteration did not solve.
 
     Args: h, b (B, ...); rho (B,) ``spectral_radius`` if already known; precision (B,)
     ``product_precision`` of ``J_h`` if already known. Returns ``LinearSolveResult``.
@@ -270,6 +278,7 @@ def solve_identity_minus_jacobian(
         rho = spectral_radius(F, h, x)
     if precision is None:
         precision = product_precision(op, h, seed)
+    precision = torch.as_tensor(precision, dtype=torch.float64, device=h.device).expand(h.shape[0])
     if not bool((rho < 0.95).all()):
         return gmres(lambda v: v - op(v), b, tol=tol, precision=precision)
     out = neumann_solve(op, b, tol=tol, precision=precision)
