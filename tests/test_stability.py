@@ -357,6 +357,8 @@ def test_toolkit_on_a_plain_float32_module():
     res, sens, _ = check_toolkit_matches_dense(block, torch.zeros_like(x), x, F_ref=copy.deepcopy(block).double(),
                                                name="plain nn.Module")
     assert (res.reached < 1e-5).all() and sens.value.dtype == torch.float64
+    back = stability.backward_stability(block, res.h, x, unroll=4)  # the transposed solve follows float32 too
+    assert back.converged.all() and (back.tol >= 1e-6).all()
 
 
 def llama_loop(dtype=torch.float64):
