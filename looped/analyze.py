@@ -55,7 +55,7 @@ def analyze_run(run: Path, split: str | None, n: int, max_iter: int, tol: float,
     h = res.h
     rho = stability.spectral_radius(F, h, x)
     jnorm = stability.jacobian_norm(F, h, x)
-    sens = stability.sensitivity(F, h, x, seed=seed, rho=rho)
+    sens = stability.sensitivity(F, h, x, seed=seed, rho=rho).value
     auto = stability.autonomy_check(F, h0, x, max_iter=max_iter, tol=tol, agree=AGREE)
     final_res = res.residuals.nan_to_num(nan=math.inf).amin(dim=1)
     distinct = stability.count_distinct(h, final_res)

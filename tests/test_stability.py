@@ -92,7 +92,7 @@ def test_ift_sensitivity_matches_dense_solve_and_finite_differences():
     res = stability.solve(F, torch.zeros(3, 16, dtype=torch.float64), x, max_iter=2000, tol=1e-14)
     assert res.converged.all()
     v = torch.randn(3, 6, generator=g, dtype=torch.float64)
-    sens = stability.sensitivity(F, res.h, x, v)
+    sens = stability.sensitivity(F, res.h, x, v).value
     J = dense_J(F, res.h, x)
     Jx = torch.stack([torch.autograd.functional.jacobian(lambda u: F(res.h[b : b + 1], u[None])[0], x[b]) for b in range(3)])
     exact = torch.linalg.solve(torch.eye(16, dtype=torch.float64) - J, (Jx @ v[..., None])).squeeze(-1).norm(dim=1)
@@ -110,7 +110,7 @@ def test_sensitivity_uses_gmres_when_rho_exceeds_one():
     h = torch.zeros(2, n, dtype=torch.float64)
     v = torch.randn(2, n, dtype=torch.float64)
     exact = torch.linalg.solve(torch.eye(n, dtype=torch.float64) - A, v.T).T.norm(dim=1)
-    torch.testing.assert_close(stability.sensitivity(F, h, h, v), exact, rtol=1e-6, atol=0)
+    torch.testing.assert_close(stability.sensitivity(F, h, h, v).value, exact, rtol=1e-6, atol=0)
 
 
 def test_a_map_that_ignores_x_has_zero_sensitivity_and_fails_the_autonomy_check():
@@ -119,7 +119,7 @@ def test_a_map_that_ignores_x_has_zero_sensitivity_and_fails_the_autonomy_check(
     x = torch.randn(5, 8, dtype=torch.float64)
     h0 = torch.zeros(5, 8, dtype=torch.float64)
     res = stability.solve(F, h0, x, tol=1e-12, max_iter=1000)
-    assert (stability.sensitivity(F, res.h, x) == 0).all()
+    assert (stability.sensitivity(F, res.h, x).value == 0).all()
     report = stability.autonomy_check(F, h0, x)
     assert not report.input_dependent and report.distinct == 1
 
@@ -232,7 +232,7 @@ def test_works_through_transformer_attention_on_cpu():
     F, h0, x = stability.from_model(model, tokens, torch.arange(6)[:, None])
     res = stability.solve(F, h0, x, max_iter=300, tol=1e-8)
     rho = stability.spectral_radius(F, res.h, x, k=20)
-    sens = stability.sensitivity(F, res.h, x)
+    sens = stability.sensitivity(F, res.h, x).value
     assert rho.shape == (2,) and torch.isfinite(rho).all()
     assert torch.isfinite(sens).all()
 
@@ -245,3 +245,171 @@ def test_norm_growth_of_scalings_and_divergence():
     torch.testing.assert_close(growth, scale.flatten() ** 7)
     blown = stability.norm_growth(lambda h, x: h * 1e300, h0, x, steps=3)
     assert torch.isinf(blown).all()
+
+
+# -- maps of limited precision ---------------------------------------------------------------
+
+
+def dense_reference(F, h, x, v):
+    """Dense float64 ``(I - J_h)^-1 J_x v`` norms and ``rho(J_h)`` per sample, by reverse mode."""
+    jac = torch.autograd.functional.jacobian
+    sens, rho = [], []
+    for b in range(h.shape[0]):
+        n, m = h[b].numel(), x[b].numel()
+        Jh = jac(lambda s: F(s[None], x[b : b + 1])[0], h[b]).reshape(n, n).double()
+        Jx = jac(lambda u: F(h[b : b + 1], u[None])[0], x[b]).reshape(n, m).double()
+        u = torch.linalg.solve(torch.eye(n, dtype=torch.float64) - Jh, Jx @ v[b].reshape(m).double())
+        sens.append(u.norm())
+        rho.append(torch.linalg.eigvals(Jh).abs().max())
+    return torch.stack(sens), torch.stack(rho)
+
+
+def check_toolkit_matches_dense(F, h0, x, F_ref=None, max_iter=200, name="map"):
+    """Solve, then check sensitivity (1e-4 relative) and rho (1%) against dense float64 references.
+
+    F_ref: the same map in float64, where F itself is not. Prints the numbers (``pytest -s``).
+    Returns (solve result, sensitivity, dense sensitivity).
+    """
+    res = stability.solve(F, h0, x, max_iter=max_iter, tol=1e-12)
+    v = torch.randn(x.shape, generator=torch.Generator().manual_seed(7), dtype=x.dtype)
+    rho = stability.spectral_radius(F, res.h, x)
+    sens = stability.sensitivity(F, res.h, x, v, rho=rho)
+    ref = F_ref or F
+    exact, rho_ref = dense_reference(ref, res.h.double(), x.double(), v)
+    print(f"\n{name} ({x.dtype}): sample, fixed-point residual reached, product precision, solve residual / tol, "
+          "sensitivity relative error, rho, rho relative error")
+    for b in range(x.shape[0]):
+        print(f"  {b}  {res.reached[b]:.1e}  {sens.precision[b]:.1e}  {sens.residual[b]:.1e} / {sens.tol[b]:.1e}  "
+              f"{abs(sens.value[b] / exact[b] - 1):.1e}  {rho_ref[b]:.3f}  {abs(rho[b] / rho_ref[b] - 1):.1e}")
+    assert (rho_ref < 1).all(), "the test map must contract"
+    assert torch.isfinite(sens.value).all() and sens.converged.all()
+    torch.testing.assert_close(sens.value, exact, rtol=1e-4, atol=0)
+    torch.testing.assert_close(rho, rho_ref.to(rho.dtype), rtol=0.01, atol=0)
+    return res, sens, exact
+
+
+def test_a_float64_map_computing_partly_in_float32_has_finite_sensitivity():
+    # what every transformers RMSNorm does: the map's products are good to ~1e-7, never to the default 1e-10
+    F, W, U = tanh_net(16, 6, seed=4, gain=0.7)
+    F32 = lambda h, x: torch.tanh((h.float() @ W.float().T).double() + x @ U.T)  # noqa: E731
+    x = torch.randn(4, 6, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    h0 = torch.zeros(4, 16, dtype=torch.float64)
+    res, sens, _ = check_toolkit_matches_dense(F32, h0, x, name="tanh net, float32 inside")
+    assert (res.reached < 1e-6).all()
+    assert (sens.precision > 1e-9).all() and (sens.tol > 1e-10).all()
+    exact = stability.sensitivity(F, res.h, x)  # the same map in float64 keeps the requested tolerance
+    assert (exact.tol == 1e-10).all() and (exact.precision < 1e-14).all() and exact.converged.all()
+
+
+def test_product_precision_sees_float32_inside_a_float64_map():
+    W = random_orthogonal(8, 1)
+    h = torch.randn(3, 8, dtype=torch.float64)
+    exact = stability.product_precision(lambda u: u @ W.T, h)
+    cast = stability.product_precision(lambda u: (u.float() @ W.float().T).double(), h)
+    assert (exact < 1e-14).all() and ((cast > 1e-9) & (cast < 1e-5)).all()
+    assert (stability.product_precision(lambda u: 0 * u, h) == torch.finfo(torch.float64).eps).all()
+
+
+def test_float32_maps_get_a_tolerance_their_dtype_can_reach():
+    a = torch.tensor([0.5, 0.8])[:, None]
+    res = stability.solve(lambda h, x: a * h + x, torch.zeros(2, 3), torch.ones(2, 3), max_iter=500, tol=1e-12)
+    assert res.tol == stability.PRECISION_MARGIN * torch.finfo(torch.float32).eps
+    assert res.converged.all() and (res.reached <= res.tol).all()
+
+
+def test_sensitivity_is_nan_where_the_solve_fails():
+    n = 10
+    A = matrix_with_spectrum([torch.tensor([[1.0]])], n, seed=2)  # I - A is singular
+    F = linear_map(A, torch.eye(n, dtype=torch.float64))
+    h = torch.zeros(2, n, dtype=torch.float64)
+    sens = stability.sensitivity(F, h, h, torch.randn(2, n, dtype=torch.float64))
+    assert torch.isnan(sens.value).all() and (sens.residual > stability.FAR_FROM_TOL * sens.tol).all()
+    # a non-finite map: NaN for that sample only
+    good, _, _ = tanh_net(6, 6, seed=0, gain=0.5)
+    F = lambda h, x: torch.where(torch.arange(3)[:, None] == 1, h * torch.nan, good(h, x))  # noqa: E731
+    x = torch.randn(3, 6, dtype=torch.float64)
+    h = stability.solve(good, torch.zeros(3, 6, dtype=torch.float64), x, tol=1e-12).h
+    assert torch.isnan(stability.sensitivity(F, h, x).value).tolist() == [False, True, False]
+
+
+# -- looped modules written elsewhere (docs/stability.md, "Models from elsewhere") ------------------
+
+
+class InjectedBlock(torch.nn.Module):
+    """A plain looped block: F(h, x) = LayerNorm(h + MLP(h + W x)). h, x: (B, L, d)."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.inject = torch.nn.Linear(d, d)
+        self.mlp = torch.nn.Sequential(torch.nn.Linear(d, 2 * d), torch.nn.GELU(), torch.nn.Linear(2 * d, d))
+        self.norm = torch.nn.LayerNorm(d)
+
+    def forward(self, h, x):
+        return self.norm(h + self.mlp(h + self.inject(x)))
+
+
+def test_toolkit_on_a_plain_float32_module():
+    import copy
+
+    torch.manual_seed(0)
+    block = InjectedBlock(12).eval()  # float32, PyTorch's default initialisation
+    x = torch.randn(4, 5, 12, generator=torch.Generator().manual_seed(1))
+    res, sens, _ = check_toolkit_matches_dense(block, torch.zeros_like(x), x, F_ref=copy.deepcopy(block).double(),
+                                               name="plain nn.Module")
+    assert (res.reached < 1e-5).all() and sens.value.dtype == torch.float64
+    back = stability.backward_stability(block, res.h, x, unroll=4)  # the transposed solve follows float32 too
+    assert back.converged.all() and (back.tol >= 1e-6).all()
+
+
+def llama_loop(dtype=torch.float64):
+    """A one-layer random ``transformers`` Llama looped as F(h, x) = norm(layer(h + x)), with x the token embedding."""
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    cfg = transformers.LlamaConfig(vocab_size=8, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                   num_attention_heads=2, num_key_value_heads=1, head_dim=8, initializer_range=0.2,
+                                   attn_implementation="sdpa")
+    model = transformers.LlamaModel(cfg).to(dtype).eval()
+    torch.nn.init.normal_(model.embed_tokens.weight, std=1.0)  # input as large as the state: a contraction
+    layer, norm, rope = model.layers[0], model.norm, model.rotary_emb
+
+    def F(h, x):
+        pos = torch.arange(h.shape[1], device=h.device).expand(h.shape[0], -1)
+        return norm(layer(h + x, position_embeddings=rope(h, pos), position_ids=pos))
+
+    tokens = torch.randint(0, 8, (4, 6), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        x = model.embed_tokens(tokens)
+    return F, x
+
+
+def test_toolkit_on_a_transformers_llama_block():
+    F, x = llama_loop()
+    res, sens, _ = check_toolkit_matches_dense(F, torch.zeros_like(x), x, name="transformers LlamaDecoderLayer")
+    # its RMSNorms compute in float32: the fixed point stalls at the map's precision, far above 1e-12
+    assert (res.reached < 1e-6).all() and not res.converged.all()
+    assert (sens.precision > 1e-9).all()
+
+
+def test_toolkit_on_a_torchdeq_map():
+    torchdeq = pytest.importorskip("torchdeq")
+    from torchdeq.norm import apply_norm, reset_norm
+
+    class Cell(torch.nn.Module):  # torchdeq's f(z, x): the DEQ solves z = f(z, x)
+        def __init__(self, c):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(c, c, 3, padding=1)
+            self.inject = torch.nn.Conv2d(c, c, 1)
+
+        def forward(self, z, x):
+            return torch.tanh(self.conv(z) + self.inject(x))
+
+    torch.manual_seed(0)
+    cell = Cell(4).double().eval()
+    apply_norm(cell, "weight_norm")
+    reset_norm(cell)
+    x = torch.randn(3, 4, 5, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    z0 = torch.zeros_like(x)
+    deq = torchdeq.get_deq(f_solver="fixed_point_iter", f_max_iter=200, f_tol=1e-12, f_stop_mode="rel").eval()
+    (z_star,), info = deq(lambda z: cell(z, x), z0)
+    res, _, _ = check_toolkit_matches_dense(cell, z0, x, name="torchdeq cell")
+    torch.testing.assert_close(res.h, z_star, rtol=1e-8, atol=1e-10)  # both solvers find the same fixed point

@@ -3,7 +3,7 @@
 >>> from looped import stability
 >>> res = stability.solve(F, h0, x, max_iter=500, tol=1e-5)   # res.h, res.converged, res.steps, res.residuals
 >>> rho = stability.spectral_radius(F, res.h, x)              # (B,) spectral radius of dF/dh
->>> sens = stability.sensitivity(F, res.h, x)                 # (B,) ||(I - J_h)^-1 J_x v||
+>>> sens = stability.sensitivity(F, res.h, x)                 # sens.value (B,) ||(I - J_h)^-1 J_x v||
 
 ``F`` maps batched tensors (batch first) and must treat samples independently. For a
 looped model (``LoopedTransformer``, ``DTNet``), ``stability.from_model(model, tokens)`` gives ``(F, h0, x)``.
@@ -27,7 +27,23 @@ from .analysis import (
     lipschitz,
     unrolled_gradient_growth,
 )
-from .linalg import autodiff_safe, dense_jacobian, gmres, jacobian_norm, jvp_h, jvp_x, sensitivity, spectral_radius, vjp_h
+from .linalg import (
+    FAR_FROM_TOL,
+    PRECISION_MARGIN,
+    LinearSolveResult,
+    SensitivityResult,
+    autodiff_safe,
+    dense_jacobian,
+    gmres,
+    jacobian_norm,
+    jvp_h,
+    jvp_x,
+    neumann_solve,
+    product_precision,
+    sensitivity,
+    spectral_radius,
+    vjp_h,
+)
 from .solver import SolveResult, solve
 
 
@@ -44,8 +60,9 @@ def from_model(model, tokens: torch.Tensor, positions: torch.Tensor | None = Non
 
 
 __all__ = [
-    "AutonomyReport", "BackwardReport", "BasinReport", "SolveResult", "autodiff_safe", "autonomy_check",
-    "backward_stability", "basins", "condition_number", "count_distinct", "decay_rate", "dense_jacobian",
-    "from_model", "gmres", "jacobian_norm", "jvp_h", "jvp_x", "lipschitz", "norm_growth", "sensitivity", "solve",
+    "FAR_FROM_TOL", "PRECISION_MARGIN", "AutonomyReport", "BackwardReport", "BasinReport", "LinearSolveResult",
+    "SensitivityResult", "SolveResult", "autodiff_safe", "autonomy_check", "backward_stability", "basins",
+    "condition_number", "count_distinct", "decay_rate", "dense_jacobian", "from_model", "gmres", "jacobian_norm",
+    "jvp_h", "jvp_x", "lipschitz", "neumann_solve", "norm_growth", "product_precision", "sensitivity", "solve",
     "spectral_radius", "unrolled_gradient_growth", "vjp_h",
 ]

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import torch
 
 from .linalg import (
-    Map, _bcast, _norm, _random_like, arnoldi, autodiff_safe, dense_jacobian, jvp_h, ritz_values, vjp_h,
+    Map, _bcast, _norm, _random_like, arnoldi, autodiff_safe, dense_jacobian, jvp_h, neumann_solve, product_precision,
+    ritz_values, vjp_h,
 )
 from .solver import SolveResult, solve
 
@@ -169,11 +170,15 @@ class BackwardReport:
     converged: (B,) whether the backward fixed-point iteration reached ``tol``.
     steps: (B,) iterations it took (``max_iter`` if not converged).
     unrolled_growth: (B,) ``||dL/dh_0|| / ||dL/dh_T||`` through ``unroll`` unrolled iterations.
+    residual: (B,) float64 relative residual ``||J^T g + grad - g|| / ||grad||`` it reached.
+    tol: (B,) float64 tolerance it was held to: ``tol``, raised to the map's precision (``neumann_solve``).
     """
 
     converged: torch.Tensor
     steps: torch.Tensor
     unrolled_growth: torch.Tensor
+    residual: torch.Tensor
+    tol: torch.Tensor
 
 
 def backward_stability(F: Map, h: torch.Tensor, x: torch.Tensor, max_iter: int = 200, tol: float = 1e-6,
@@ -181,22 +186,12 @@ def backward_stability(F: Map, h: torch.Tensor, x: torch.Tensor, max_iter: int =
     """Does the implicit (IFT) backward pass converge, and how do unrolled gradients grow?"""
     h, x = h.detach(), x.detach()
     grad = _random_like(h, seed + 1)
-    g = grad.clone()
-    B = h.shape[0]
-    steps = torch.full((B,), max_iter, dtype=torch.long, device=h.device)
-    done = torch.zeros(B, dtype=torch.bool, device=h.device)
-    gnorm = _norm(grad)
-    for k in range(1, max_iter + 1):
-        nxt = vjp_h(F, h, x, g) + grad
-        rel = _norm(nxt - g) / gnorm
-        g = nxt
-        newly = ~done & (rel < tol)
-        steps[newly] = k
-        done |= newly
-        if bool(done.all()) or not bool(torch.isfinite(rel).all()):
-            break
+    op = lambda g: vjp_h(F, h, x, g)  # noqa: E731
+    out = neumann_solve(op, grad, tol=tol, max_iter=max_iter, precision=product_precision(op, h, seed))
     growth = unrolled_gradient_growth(F, h, x, unroll, grad)
-    return BackwardReport(converged=done, steps=steps, unrolled_growth=growth)
+    steps = torch.where(out.converged, out.steps, max_iter)
+    return BackwardReport(converged=out.converged, steps=steps, unrolled_growth=growth, residual=out.residual,
+                          tol=out.tol)
 
 
 def unrolled_gradient_growth(F: Map, h0: torch.Tensor, x: torch.Tensor, unroll: int, direction: torch.Tensor) -> torch.Tensor:

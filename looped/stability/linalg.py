@@ -10,7 +10,9 @@ autodiff nor double backward, so every product runs under the math SDPA kernel.
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -18,6 +20,17 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 Map = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 MatVec = Callable[[torch.Tensor], torch.Tensor]
+
+# A solve counts as converged once its residual is below PRECISION_MARGIN times the smallest residual
+# the map's rounding can resolve (or below the requested tol, if that is larger).
+PRECISION_MARGIN = 10.0
+# A solve that stops with its residual more than FAR_FROM_TOL times its tolerance has failed: NaN.
+FAR_FROM_TOL = 100.0
+
+
+def dtype_eps(t: torch.Tensor) -> float:
+    """Machine epsilon of a floating tensor's dtype (0 for other dtypes)."""
+    return torch.finfo(t.dtype).eps if t.is_floating_point() or t.is_complex() else 0.0
 
 
 @contextmanager
@@ -54,6 +67,51 @@ def _bcast(s: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return s.view(-1, *([1] * (like.dim() - 1)))
 
 
+def _random_like(t: torch.Tensor, seed: int) -> torch.Tensor:
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    return torch.randn(t.shape, generator=g, dtype=t.dtype).to(t.device)
+
+
+def product_precision(op: MatVec, like: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """Relative rounding error of a linear operator's products, measured from their additivity.
+
+    ``||op(a) + op(c) - op(a + c)|| / (||op(a)|| + ||op(c)||)`` for random ``a, c`` shaped like
+    ``like``, and at least the dtype's epsilon. A map that computes partly in float32 (as an RMSNorm
+    that casts internally does) shows about 6e-8 here even on float64 tensors.
+
+    Args: op (B, ...) -> (B, ...); like (B, ...). Returns (B,) float64.
+    """
+    a, c = _random_like(like, seed + 1), _random_like(like, seed + 2)
+    oa, oc = op(a), op(c)
+    defect = _norm((oa + oc - op(a + c)).double()) / (_norm(oa.double()) + _norm(oc.double())).clamp_min(1e-300)
+    return defect.nan_to_num(nan=0.0).clamp_min(dtype_eps(like))
+
+
+@dataclass
+class LinearSolveResult:
+    """Outcome of a per-sample linear solve (``gmres``, ``neumann_solve``). B is the batch size.
+
+    u: (B, ...) the solution.
+    residual: (B,) float64 relative residual ``||b - A u|| / ||b||`` of ``u``.
+    tol: (B,) float64 tolerance it was held to: the requested one, raised to ``PRECISION_MARGIN``
+        times the residual that the products' rounding can resolve.
+    converged: (B,) bool, ``residual <= tol``.
+    steps: (B,) int, operator products applied to the sample.
+    """
+
+    u: torch.Tensor
+    residual: torch.Tensor
+    tol: torch.Tensor
+    converged: torch.Tensor
+    steps: torch.Tensor
+
+    @property
+    def failed(self) -> torch.Tensor:
+        """(B,) bool: a non-finite solution, or a residual more than ``FAR_FROM_TOL`` times ``tol``."""
+        finite = torch.isfinite(self.u.flatten(1)).all(dim=1) & torch.isfinite(self.residual)
+        return ~finite | (self.residual > FAR_FROM_TOL * self.tol)
+
+
 def arnoldi(matvec: MatVec, v0: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``k`` Arnoldi steps per sample, with twice-repeated Gram-Schmidt.
 
@@ -82,14 +140,15 @@ def arnoldi(matvec: MatVec, v0: torch.Tensor, k: int) -> tuple[torch.Tensor, tor
 
 
 def ritz_values(H: torch.Tensor) -> torch.Tensor:
-    """Eigenvalues of the square part of a Hessenberg matrix. Args: H (B, k+1, k). Returns (B, k) complex."""
+    """Eigenvalues of the square part of a Hessenberg matrix.
+
+    Args: H (B, k+1, k). Returns (B, k) complex; NaN for a sample whose H is not finite.
+    """
     k = H.shape[2]
-    return torch.linalg.eigvals(H[:, :k, :k])
-
-
-def _random_like(t: torch.Tensor, seed: int) -> torch.Tensor:
-    g = torch.Generator(device="cpu").manual_seed(seed)
-    return torch.randn(t.shape, generator=g, dtype=t.dtype).to(t.device)
+    square = H[:, :k, :k]
+    finite = torch.isfinite(square).flatten(1).all(dim=1)  # a non-finite map: NaN, not a LAPACK error
+    ev = torch.linalg.eigvals(torch.where(finite[:, None, None], square, 0.0))
+    return torch.where(finite[:, None], ev, torch.full_like(ev, complex(math.nan, math.nan)))
 
 
 def spectral_radius(
@@ -121,94 +180,167 @@ def jacobian_norm(F: Map, h: torch.Tensor, x: torch.Tensor, k: int = 40, seed: i
     return ritz_values(H).real.clamp_min(0).amax(dim=1).sqrt()
 
 
-def gmres(matvec: MatVec, b: torch.Tensor, tol: float = 1e-10, restart: int = 60, max_restarts: int = 20):
+def gmres(matvec: MatVec, b: torch.Tensor, tol: float = 1e-10, restart: int = 60, max_restarts: int = 20,
+          precision: torch.Tensor | float = 0.0) -> LinearSolveResult:
     """Solve ``A u = b`` per sample by restarted GMRES.
 
     A Krylov space of the state's full dimension ``n`` solves the system exactly, so small states
     (``n <= 4 * restart``) get full GMRES: ``restart = n`` and two cycles (the second mops up rounding).
+    ``precision`` (B,) is the relative rounding of the products: a computed ``A u`` is taken to be off by
+    up to ``precision * (||u|| + ||A u||)``, so a sample stops once its residual is within
+    ``PRECISION_MARGIN`` of that floor, or when a cycle no longer lowers it.
 
-    Args: matvec (B, ...) -> (B, ...); b (B, ...). Returns (u (B, ...), relative residual (B,), converged (B,)).
+    Args: matvec (B, ...) -> (B, ...); b (B, ...). Returns ``LinearSolveResult``.
     """
     B = b.shape[0]
     n = b[0].numel()
     if n <= 4 * restart:
         restart, max_restarts = n, min(max_restarts, 2)
-    u = torch.zeros_like(b, dtype=torch.float64)
     b64 = b.double()
     bnorm = _norm(b64).clamp_min(1e-300)
-    rel = torch.ones(B, dtype=torch.float64, device=b.device)
-    for _ in range(max_restarts):
-        r = b64 - matvec(u.to(b.dtype)).double()
-        rel = _norm(r) / bnorm
-        if bool((rel < tol).all()):
+    prec = torch.as_tensor(precision, dtype=torch.float64, device=b.device).expand(B)
+    u = torch.zeros_like(b64)
+    best_u = u.clone()
+    best = torch.full((B,), torch.inf, dtype=torch.float64, device=b.device)
+    target = torch.full((B,), tol, dtype=torch.float64, device=b.device)
+    active = torch.ones(B, dtype=torch.bool, device=b.device)
+    steps = torch.zeros(B, dtype=torch.long, device=b.device)
+    for cycle in range(max_restarts + 1):
+        au = matvec(u.to(b.dtype)).double()
+        steps += active
+        r = b64 - au
+        rel = (_norm(r) / bnorm).nan_to_num(nan=torch.inf)
+        floor = PRECISION_MARGIN * prec * (_norm(u) + _norm(au)) / bnorm
+        improved = active & (rel < best)
+        best_u = torch.where(_bcast(improved, u), u, best_u)
+        target = torch.where(improved, floor.clamp_min(tol), target)
+        best = torch.where(improved, rel, best)
+        active &= improved & (rel > target)  # stop: converged, stalled or non-finite
+        if cycle == max_restarts or not bool(active.any()):
             break
         V, H = arnoldi(lambda v: matvec(v.to(b.dtype)).double(), r, restart)
+        steps += restart * active
         rhs = torch.zeros(B, H.shape[1], 1, dtype=torch.float64, device=b.device)
         rhs[:, 0, 0] = _norm(r)
         # tiny least-squares problems: solved on the CPU, whose driver copes with rank-deficient H
+        H, rhs = H.nan_to_num(), rhs.nan_to_num()
         y = torch.linalg.lstsq(H.cpu(), rhs.cpu(), driver="gelsd").solution.squeeze(-1).to(b.device)  # (B, k)
         du = torch.einsum("bk,bkn->bn", y, V[:, : H.shape[2]]).reshape(b.shape)
-        u = u + torch.where(_bcast(rel < tol, u), 0.0, du)
-    r = b64 - matvec(u.to(b.dtype)).double()
-    rel = _norm(r) / bnorm
-    return u.to(b.dtype), rel, rel < tol
+        u = torch.where(_bcast(active, u), u + du, u)
+    return LinearSolveResult(u=best_u.to(b.dtype), residual=best, tol=target, converged=best <= target, steps=steps)
 
 
-def neumann_solve(matvec: MatVec, b: torch.Tensor, tol: float = 1e-10, max_iter: int = 2000):
+def neumann_solve(matvec: MatVec, b: torch.Tensor, tol: float = 1e-10, max_iter: int = 2000,
+                  precision: torch.Tensor | float = 0.0) -> LinearSolveResult:
     """Solve ``u = J u + b`` by iterating, which converges when ``rho(J) < 1``.
 
-    Args: matvec: u -> J u; b (B, ...). Returns (u, relative residual (B,), converged (B,)).
+    ``precision`` (B,) is the relative rounding of ``J u``: a sample stops once its residual
+    ``||J u + b - u|| / ||b||`` is below ``tol`` or within ``PRECISION_MARGIN`` of
+    ``precision * ||J u|| / ||b||``, what that rounding can resolve.
+
+    Args: matvec: u -> J u; b (B, ...). Returns ``LinearSolveResult``.
     """
+    B = b.shape[0]
+    bnorm = _norm(b).double().clamp_min(1e-300)
+    prec = torch.as_tensor(precision, dtype=torch.float64, device=b.device).expand(B)
     u = b.clone()
-    bnorm = _norm(b).clamp_min(1e-300)
-    rel = torch.ones(b.shape[0], dtype=b.dtype, device=b.device)
-    for _ in range(max_iter):
+    rel = torch.full((B,), torch.inf, dtype=torch.float64, device=b.device)
+    target = torch.full((B,), tol, dtype=torch.float64, device=b.device)
+    active = torch.ones(B, dtype=torch.bool, device=b.device)
+    steps = torch.zeros(B, dtype=torch.long, device=b.device)
+    for k in range(max_iter):
         nxt = matvec(u) + b
-        rel = _norm(nxt - u) / bnorm
-        u = nxt
-        if bool((rel < tol).all()) or not bool(torch.isfinite(rel).all()):
+        steps += active
+        r = (_norm(nxt - u).double() / bnorm).nan_to_num(nan=torch.inf)  # the residual of u
+        floor = PRECISION_MARGIN * prec * _norm(nxt - b).double() / bnorm
+        rel = torch.where(active, r, rel)
+        target = torch.where(active, floor.clamp_min(tol), target)
+        active &= (r > target) & torch.isfinite(r)
+        if k == max_iter - 1 or not bool(active.any()):
             break
-    return u, rel, rel < tol
+        u = torch.where(_bcast(active, u), nxt, u)
+    return LinearSolveResult(u=u, residual=rel, tol=target, converged=rel <= target, steps=steps)
 
 
 def solve_identity_minus_jacobian(
-    F: Map, h: torch.Tensor, x: torch.Tensor, b: torch.Tensor, tol: float = 1e-10, rho: torch.Tensor | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(I - J_h)^{-1} b`` per sample: iteration when ``rho < 1``, GMRES otherwise or on failure.
+    F: Map, h: torch.Tensor, x: torch.Tensor, b: torch.Tensor, tol: float = 1e-10, rho: torch.Tensor | None = None,
+    precision: torch.Tensor | None = None, seed: int = 0,
+) -> LinearSolveResult:
+    """``(I - J_h)^{-1} b`` per sample: iteration when every ``rho < 0.95``, GMRES otherwise and for the
+    samples that iteration did not solve.
 
-    Returns (u (B, ...), converged (B,)).
+    Args: h, b (B, ...); rho (B,) ``spectral_radius`` if already known; precision (B,)
+    ``product_precision`` of ``J_h`` if already known. Returns ``LinearSolveResult``.
     """
     h, x = h.detach(), x.detach()
     op = lambda u: jvp_h(F, h, x, u)  # noqa: E731
     if rho is None:
         rho = spectral_radius(F, h, x)
-    u = torch.zeros_like(b)
-    done = torch.zeros(b.shape[0], dtype=torch.bool, device=b.device)
-    if bool((rho < 0.95).all()):
-        u, _, done = neumann_solve(op, b, tol=tol)
-    if not bool(done.all()):
-        u_g, _, ok = gmres(lambda v: v - op(v), b, tol=tol)
-        u = torch.where(_bcast(done, u), u, u_g)
-        done = done | ok
-    return u, done
+    if precision is None:
+        precision = product_precision(op, h, seed)
+    precision = torch.as_tensor(precision, dtype=torch.float64, device=h.device).expand(h.shape[0])
+    if not bool((rho < 0.95).all()):
+        return gmres(lambda v: v - op(v), b, tol=tol, precision=precision)
+    out = neumann_solve(op, b, tol=tol, precision=precision)
+    redo = ~out.converged
+    if bool(redo.any()):  # GMRES on the samples iteration did not solve (samples are independent)
+        hs, xs = h[redo], x[redo]
+        g = gmres(lambda v: v - jvp_h(F, hs, xs, v), b[redo], tol=tol, precision=precision[redo])
+        better = g.residual < out.residual[redo]
+        for name in ("u", "residual", "tol", "converged"):
+            mine, theirs = getattr(out, name), getattr(g, name)
+            mine[redo] = torch.where(_bcast(better, theirs), theirs, mine[redo])
+        out.steps[redo] += g.steps
+    return out
+
+
+@dataclass
+class SensitivityResult:
+    """Outcome of ``sensitivity``. B is the batch size.
+
+    value: (B,) float64 ``||(I - J_h)^-1 J_x v||``; NaN where the solve failed (``LinearSolveResult.failed``).
+    residual: (B,) float64 relative residual of the linear solve.
+    tol: (B,) float64 tolerance the solve was held to (the requested one, raised to the map's precision).
+    converged: (B,) bool, ``residual <= tol``.
+    precision: (B,) float64 measured relative rounding of the ``J_h`` products (``product_precision``).
+    fixed_point_residual: (B,) float64 ``||F(h) - h|| / ||F(h)||`` at the given ``h``.
+    """
+
+    value: torch.Tensor
+    residual: torch.Tensor
+    tol: torch.Tensor
+    converged: torch.Tensor
+    precision: torch.Tensor
+    fixed_point_residual: torch.Tensor
 
 
 def sensitivity(
     F: Map, h: torch.Tensor, x: torch.Tensor, v: torch.Tensor | None = None, tol: float = 1e-10, seed: int = 0,
     rho: torch.Tensor | None = None,
-) -> torch.Tensor:
+) -> SensitivityResult:
     """Implicit-function sensitivity ``||(I - J_h)^{-1} J_x v||`` per sample.
+
+    The linear solve is held to ``tol``, raised per sample to ``PRECISION_MARGIN`` times the residual
+    the map's own rounding can resolve (measured, so a float64 map that computes partly in float32
+    gets about 1e-6). NaN only where the solve fails: a non-finite map or a residual more than
+    ``FAR_FROM_TOL`` times that tolerance.
 
     Args: h (B, ...) a fixed point of ``F(., x)``; x (B, ...); v (B, ...) shaped like x, or None for a
     random direction of unit norm per sample; rho (B,) ``spectral_radius`` if already known.
-    Returns (B,) float64; NaN where the solve failed.
+    Returns ``SensitivityResult``.
     """
     h, x = h.detach(), x.detach()
     if v is None:
         v = _random_like(x, seed)
         v = v / _bcast(_norm(v), v)
-    u, ok = solve_identity_minus_jacobian(F, h, x, jvp_x(F, h, x, v), tol=tol, rho=rho)
-    return torch.where(ok, _norm(u).double(), torch.nan)
+    with torch.no_grad():
+        fh = F(h, x)
+    fp_res = (_norm(fh - h).double() / _norm(fh).double().clamp_min(1e-300)).nan_to_num(nan=torch.inf)
+    precision = product_precision(lambda u: jvp_h(F, h, x, u), h, seed)
+    out = solve_identity_minus_jacobian(F, h, x, jvp_x(F, h, x, v), tol=tol, rho=rho, precision=precision)
+    value = torch.where(out.failed, torch.nan, _norm(out.u).double())
+    return SensitivityResult(value=value, residual=out.residual, tol=out.tol, converged=out.converged,
+                             precision=precision, fixed_point_residual=fp_res)
 
 
 def dense_jacobian(F: Map, h: torch.Tensor, x: torch.Tensor, chunk: int = 256) -> torch.Tensor:

@@ -12,6 +12,8 @@ from typing import Callable
 
 import torch
 
+from .linalg import PRECISION_MARGIN, dtype_eps
+
 Map = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 METHODS = ("iteration", "anderson")
 
@@ -27,6 +29,7 @@ class SolveResult:
     residuals: (B, S) absolute residuals ``||F(h) - h||``, NaN after a sample stopped.
     relative: (B, S) relative residuals ``||F(h) - h|| / (||F(h)|| + eps)``.
     finite: (B,) bool, False for samples whose iterates became non-finite.
+    tol: the tolerance used: the requested one, raised to ``PRECISION_MARGIN`` times the dtype's epsilon.
     """
 
     h: torch.Tensor
@@ -36,6 +39,12 @@ class SolveResult:
     residuals: torch.Tensor
     relative: torch.Tensor
     finite: torch.Tensor
+    tol: float
+
+    @property
+    def reached(self) -> torch.Tensor:
+        """(B,) float64: the lowest relative residual of each sample (inf if it never had a finite one)."""
+        return self.relative.nan_to_num(nan=torch.inf).amin(dim=1)
 
     @property
     def reachable(self) -> torch.Tensor:
@@ -65,7 +74,8 @@ def solve(
     Args:
         F: batched map, (B, ...) x (B, ...) -> (B, ...).
         h0: (B, ...) initial state. x: (B, ...) input.
-        max_iter: most steps. tol: relative-residual tolerance.
+        max_iter: most steps. tol: relative-residual tolerance; one below ``PRECISION_MARGIN`` times the
+            epsilon of ``h0``'s dtype (2.2e-15 in float64, 1.2e-6 in float32) is raised to it.
         method: ``"iteration"`` or ``"anderson"`` (Anderson acceleration with memory ``anderson_m``).
         divergence: a sample whose state norm exceeds this is stopped as unreachable.
     Returns:
@@ -73,6 +83,7 @@ def solve(
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    tol = max(tol, PRECISION_MARGIN * dtype_eps(h0))
     B = h0.shape[0]
     h = h0.clone()
     active = torch.ones(B, dtype=torch.bool, device=h0.device)
@@ -125,6 +136,7 @@ def solve(
         residuals=torch.stack(abs_trace, dim=1),
         relative=torch.stack(rel_trace, dim=1),
         finite=finite,
+        tol=tol,
     )
 
 
