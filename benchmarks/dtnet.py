@@ -47,7 +47,7 @@ import torch
 from looped import runs
 from looped.dtnet import DTNetConfig
 from looped.evaluate import EVAL_SEED_BASE, accuracy_curve
-from looped.model import config_from_dict
+from looped.config import config_from_dict
 from looped.tasks import get_task
 from looped.train import TrainConfig, Trainer
 

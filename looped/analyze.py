@@ -21,7 +21,7 @@ import torch
 
 from . import runs, stability
 from .evaluate import EVAL_SEED_BASE
-from .train import pick_device
+from .config import pick_device
 
 REACH_FRACTION = 0.9
 AGREE = 1e-3

@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 from .evaluate import LimitError
-from .model import ATTENTIONS, INITS, OUTER_NORMS, RECALLS, ConfigError
+from .config import ConfigError
+from .model import ATTENTIONS, INITS, OUTER_NORMS, RECALLS
 from .runs import RunError
 from .tasks import TASKS, InputError
 

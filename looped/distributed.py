@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from .model import ConfigError
+from .config import ConfigError
 from .tasks import Batch
 
 

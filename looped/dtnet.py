@@ -20,9 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .model import MAX_PARAMETERS, ConfigError, Looped, check_field_types, from_known_fields
+from .config import MAX_PARAMETERS, ConfigError, check_field_types, from_known_fields, register_architecture
+from .model import Looped
 
 
+@register_architecture("dtnet")
 @dataclass
 class DTNetConfig:
     vocab_size: int = 2

@@ -33,48 +33,22 @@ restricted to tokens that share a group (``cfg.groups``: a sudoku cell's row, co
 from __future__ import annotations
 
 import math
-import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import (DEFAULT_ARCH, MAX_PARAMETERS, ConfigError, check_field_types, from_known_fields,
+                     register_architecture)
+
 RECALLS = ("none", "input", "internal")
 OUTER_NORMS = ("none", "layernorm", "rmsnorm")
 INITS = ("zeros", "embed", "random")
 ATTENTIONS = ("local", "full", "groups")
-MAX_PARAMETERS = int(float(os.environ.get("LOOPED_MAX_PARAMETERS", 1e9)))
 
 
-class ConfigError(ValueError):
-    """A configuration value is invalid."""
-
-
-_KINDS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
-
-
-def check_field_types(cfg) -> None:
-    """``ConfigError`` unless each field of the dataclass ``cfg`` holds its annotated kind of value."""
-    for f in fields(cfg):
-        value, kinds = getattr(cfg, f.name), str(f.type).replace(" ", "").split("|")
-        if value is None and "None" in kinds:
-            continue
-        kind = kinds[0]
-        ok = (isinstance(value, (tuple, list)) if kind.startswith("tuple") else
-              isinstance(value, _KINDS[kind]) and (kind == "bool" or not isinstance(value, bool)))
-        if not ok:
-            raise ConfigError(f"{f.name} must be {'a list' if kind.startswith('tuple') else 'a ' + kind}, got {value!r}")
-
-
-def from_known_fields(cls, d: dict, what: str):
-    """``cls(**d)``, or ``ConfigError`` naming the keys of ``d`` that are not fields of the dataclass ``cls``."""
-    unknown = set(d) - {f.name for f in fields(cls)}
-    if unknown:
-        raise ConfigError(f"unknown {what} config keys: {', '.join(sorted(unknown))}")
-    return cls(**d)
-
-
+@register_architecture(DEFAULT_ARCH)
 @dataclass
 class LoopedConfig:
     vocab_size: int = 2
@@ -417,14 +391,3 @@ def relative_residual(h_next: torch.Tensor, h: torch.Tensor, eps: float = 1e-12)
     """Per-sample ``||h_next - h|| / ||h_next||`` over all but the batch dimension. Returns (B,)."""
     diff = (h_next - h).flatten(1).norm(dim=1)
     return diff / (h_next.flatten(1).norm(dim=1) + eps)
-
-
-def config_from_dict(d: dict):
-    """The config in a run's ``model`` entry: ``LoopedConfig``, or the architecture named by ``arch``."""
-    from .dtnet import DTNetConfig  # the baseline builds on this module
-
-    kinds = {"looped": LoopedConfig, "dtnet": DTNetConfig}
-    arch = d.get("arch", "looped")
-    if arch not in kinds:
-        raise ConfigError(f"unknown model architecture {arch!r}; choose from {', '.join(kinds)}")
-    return kinds[arch].from_dict({k: v for k, v in d.items() if k != "arch"})

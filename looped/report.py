@@ -7,7 +7,7 @@ from pathlib import Path
 from . import evaluate, runs
 from .evaluate import EVAL_SEED_BASE, Curve
 from .tasks import InputError, get_task
-from .train import pick_device
+from .config import pick_device
 
 
 def evaluate_run(

@@ -22,7 +22,8 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .model import ConfigError, Looped, config_from_dict
+from .config import ConfigError, config_from_dict
+from .model import Looped
 from .tasks import InputError, Task, get_task
 
 CONFIG = "config.json"

@@ -30,7 +30,8 @@ from tqdm import tqdm
 from . import distributed, runs
 from .evaluate import EVAL_SEED_BASE
 from .dtnet import DTNetConfig
-from .model import ConfigError, Looped, LoopedConfig, check_field_types, config_from_dict, from_known_fields
+from .config import ConfigError, check_field_types, config_from_dict, from_known_fields, pick_device
+from .model import Looped, LoopedConfig
 from .tasks import Batch, Task, get_task
 from .tasks.base import token_cross_entropy
 
@@ -92,21 +93,6 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
         return from_known_fields(cls, d, "train")
-
-
-def pick_device(name: str) -> torch.device:
-    """``auto`` is CUDA when present, else CPU. Raises ``ConfigError`` for an unusable device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"unknown device {name!r}; use auto, cpu, cuda or cuda:N") from None
-    if device.type == "cuda" and (not torch.cuda.is_available() or (device.index or 0) >= torch.cuda.device_count()):
-        raise ConfigError(f"device {name!r} is not available on this machine")
-    if device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"unsupported device {name!r}; use auto, cpu, cuda or cuda:N")
-    return device
 
 
 def progressive_loss(

@@ -37,7 +37,7 @@ def test_two_processes_match_one_process_on_the_combined_batch(tmp_path, alpha):
 
 def test_an_uneven_batch_is_refused(tmp_path, monkeypatch):
     from looped.distributed import Context, check_batch
-    from looped.model import ConfigError
+    from looped.config import ConfigError
 
     check_batch(8, Context(0, 2, torch.device("cpu")))
     with pytest.raises(ConfigError, match="does not split evenly"):

@@ -5,7 +5,7 @@ import torch
 
 from looped import runs, stability
 from looped.dtnet import DTNet, DTNetConfig
-from looped.model import ConfigError, config_from_dict
+from looped.config import ConfigError, config_from_dict
 
 
 def test_published_size_and_shapes():

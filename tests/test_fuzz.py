@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from looped import cli, runs
-from looped.model import ConfigError, LoopedConfig, LoopedTransformer
+from looped.config import ConfigError
+from looped.model import LoopedConfig, LoopedTransformer
 from looped.tasks import TASKS, InputError, get_task
 from looped.train import TrainConfig
 

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from looped.model import ConfigError, FullAttention, LocalAttention, LoopedConfig, LoopedTransformer
+from looped.config import ConfigError
+from looped.model import FullAttention, LocalAttention, LoopedConfig, LoopedTransformer
 
 
 def make(**kw):

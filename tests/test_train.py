@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from looped import runs
-from looped.model import ConfigError, LoopedConfig, LoopedTransformer
+from looped.config import ConfigError
+from looped.model import LoopedConfig, LoopedTransformer
 from looped.tasks import get_task
 from looped.train import TrainConfig, Trainer, draw_depths, lr_at, progressive_loss
 
