@@ -27,7 +27,6 @@ UNITS = np.array(
     + [[(b // 3) * 27 + (b % 3) * 3 + (i // 3) * 9 + i % 3 for i in range(9)] for b in range(9)],
     dtype=np.int64,
 )  # (27, 9): rows, columns, boxes
-CELL_UNITS = np.stack([ROWS, 9 + COLS, 18 + BOXES], axis=1).astype(np.int64)  # (81, 3)
 PEERS = np.array(
     [[j for j in range(81) if j != i and (ROWS[i] == ROWS[j] or COLS[i] == COLS[j] or BOXES[i] == BOXES[j])]
      for i in range(81)],
