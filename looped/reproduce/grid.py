@@ -16,7 +16,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .. import evaluate, runs
+from .. import runs
+from ..evaluate import EVAL_SEED_BASE, accuracy_curve
 from ..analyze import analyze_run
 from ..model import LoopedConfig
 from ..tasks import get_task
@@ -113,8 +114,8 @@ def curves(run: Path, plan: TaskPlan) -> dict:
     model, task, _ = runs.load_model(run, "cpu")
     out = {}
     for name in plan.easy + plan.hard:
-        batch = task.generate(task.split(name), plan.n_eval, seed=evaluate.EVAL_SEED_BASE)
-        metrics, residual, _ = evaluate.accuracy_curve(model, task, batch, plan.max_iters)
+        batch = task.generate(task.split(name), plan.n_eval, seed=EVAL_SEED_BASE)
+        metrics, residual, _ = accuracy_curve(model, task, batch, plan.max_iters)
         out[name] = {"n": len(batch), "accuracy": metrics.pop("exact"), "residual": residual, **metrics}
     return out
 
