@@ -95,10 +95,15 @@ def solve_command(
     task_spec: str, lines: list[str], model_dir: Path | None, max_iters: int | None, halting: Halting | None,
     device: str, verbose: bool,
 ) -> list[str]:
-    """``looped solve``: the answers of the model in ``model_dir`` (default: the shipped one) to ``lines``."""
-    name = task_class(task_spec).name
-    model_dir = runs.shipped_model(name) if model_dir is None else model_dir
+    """``looped solve``: the answers of the model in ``model_dir`` (default: the shipped one) to ``lines``.
+
+    ``task_spec`` names the task as ``looped train --task`` does; with ``model_dir`` the name the run
+    records is enough (the run knows where its task class lives).
+    """
+    if model_dir is None:
+        model_dir = runs.shipped_model(task_class(task_spec).name)
     model, task, _ = runs.load_model(model_dir, pick_device(device))
+    name = task_spec if task_spec == task.name else task_class(task_spec).name
     if task.name != name:
         raise runs.RunError(f"{model_dir} holds a {task.name} model, not {name}")
     out = []
