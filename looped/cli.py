@@ -93,6 +93,8 @@ def build_parser() -> Parser:
     e.add_argument("--n", type=int, default=1000, help="examples per split")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--out", type=Path, default=None, help="where to write eval.json/eval.png (default RUN/eval)")
+    e.add_argument("--data", type=Path, default=None, metavar="DIR",
+                   help="the task's data directory, if it moved since training (default: the one the run records)")
     e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     e.add_argument("--compile", action="store_true", help="torch.compile the loop step (faster long evals)")
     add_halting(e, "off: every example runs --max-iters (accuracy at each fixed iteration)")
@@ -191,6 +193,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = evaluate_run(
         args.run, splits=args.lengths or args.split, n=args.n, max_iters=args.max_iters, seed=args.seed,
         out=args.out, device=args.device, progress=not args.quiet, compile=args.compile, halting=halting_of(args),
+        data=args.data,
     )
     if args.json:
         print(json.dumps(result))

@@ -24,14 +24,17 @@ def evaluate_run(
     progress: bool = True,
     compile: bool = False,
     halting: Halting | None = None,
+    data: Path | None = None,
 ) -> dict:
     """Accuracy and residual at every iteration on each split; writes ``eval.json`` and ``eval.png``.
 
     With ``halting``, each example stops when it halts and keeps its last prediction afterwards.
+    ``data``: where the task's files are now, for a run whose data directory has moved.
 
     Returns the JSON-ready result ``{"task", "run", "results": [...]}``.
     """
     model, task, cfg = runs.load_model(run, pick_device(device))
+    task = task if data is None else task.moved_to(data)
     if compile:
         model.compile_step()
     train_iters = cfg.get("train", {}).get("train_iters", DEFAULT_TRAIN_ITERS)

@@ -7,8 +7,9 @@ carry from all earlier positions, so longer numbers need more iterations.
 
     python scripts/binary_addition_data.py --out data/addition --seed 0
 
-writes ``train.jsonl`` (``--train-bits``) and one ``<bits>.jsonl`` per ``--eval-bits``, a pure
-function of the seed.
+writes ``train.jsonl`` (``--train-bits``, random operands) and, per ``--eval-bits``, ``<bits>.jsonl``
+(random operands) and ``carry<bits>.jsonl`` (operands whose carry runs through three quarters of
+the digits or more), a pure function of the seed.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
+CARRY_SALT = 1  # rng stream of the long-carry splits
 
-def example(rng: np.random.Generator, bits: int) -> dict:
-    a, b = rng.integers(0, 2, bits), rng.integers(0, 2, bits)
+
+def add(a: np.ndarray, b: np.ndarray) -> dict:
+    """The example for operands a, b (digit arrays, least significant first)."""
     digits, carry = [], 0
     for x, y in zip(a, b):
         s = int(x) + int(y) + carry
@@ -32,8 +35,24 @@ def example(rng: np.random.Generator, bits: int) -> dict:
             "target": "".join(map(str, digits))}
 
 
-def write(path: Path, rng: np.random.Generator, bits: int, n: int) -> None:
-    path.write_text("".join(json.dumps(example(rng, bits)) + "\n" for _ in range(n)))
+def example(rng: np.random.Generator, bits: int) -> dict:
+    """Random operands: the longest carry chain is short (about log2(bits) digits)."""
+    return add(rng.integers(0, 2, bits), rng.integers(0, 2, bits))
+
+
+def long_carry_example(rng: np.random.Generator, bits: int) -> dict:
+    """A carry made at a random digit k in the first quarter runs through every later digit:
+    a_i + b_i = 1 for i > k, a_k = b_k = 1, digits below k random."""
+    k = int(rng.integers(0, max(1, bits // 4)))
+    a = rng.integers(0, 2, bits)
+    b = 1 - a
+    b[:k] = rng.integers(0, 2, k)
+    a[k] = b[k] = 1
+    return add(a, b)
+
+
+def write(path: Path, make, rng: np.random.Generator, bits: int, n: int) -> None:
+    path.write_text("".join(json.dumps(make(rng, bits)) + "\n" for _ in range(n)))
 
 
 def main() -> None:
@@ -46,10 +65,13 @@ def main() -> None:
     p.add_argument("--eval-n", type=int, default=500)
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    write(args.out / "train.jsonl", np.random.default_rng([args.seed, 0]), args.train_bits, args.train_n)
+    write(args.out / "train.jsonl", example, np.random.default_rng([args.seed, 0]), args.train_bits, args.train_n)
     for bits in args.eval_bits:
-        write(args.out / f"{bits}.jsonl", np.random.default_rng([args.seed, bits]), bits, args.eval_n)
-    print(f"wrote {args.out}/train.jsonl and {', '.join(f'{b}.jsonl' for b in args.eval_bits)}")
+        write(args.out / f"{bits}.jsonl", example, np.random.default_rng([args.seed, bits]), bits, args.eval_n)
+        write(args.out / f"carry{bits}.jsonl", long_carry_example, np.random.default_rng([args.seed, bits, CARRY_SALT]),
+              bits, args.eval_n)
+    names = [f"{b}.jsonl, carry{b}.jsonl" for b in args.eval_bits]
+    print(f"wrote {args.out}/train.jsonl, {', '.join(names)}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -86,8 +87,6 @@ def test_a_task_class_trains_evaluates_and_solves_through_the_cli(cli_run, tmp_p
     assert proc.stdout.splitlines()[0] == successor("0122")
 
 def test_resume_finds_the_task_class_again(cli_run, tmp_path, capsys):
-    import shutil
-
     shutil.copytree(cli_run, tmp_path / "run")
     assert in_process(capsys, "train", "--out", tmp_path / "run", "--resume", "--steps", "42", "--quiet").returncode == 0
     assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 42
@@ -227,6 +226,13 @@ def test_sequences_from_files_train_evaluate_and_solve_through_the_cli(data_dir,
     finally:
         (data_dir / "late.jsonl").unlink()
     assert not (tmp_path / "f" / "eval.json").exists()
+    moved = tmp_path / "moved"
+    shutil.copytree(data_dir, moved)
+    proc = in_process(capsys, "eval", run, "--split", "test", "--max-iters", "2", "--n", "5", "--data", moved,
+                      "--json", "--quiet", "--out", tmp_path / "g")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["results"][0]["n"] == 5
+    assert_user_error(in_process(capsys, "eval", run, "--data", tmp_path / "nowhere", "--quiet"), "does not exist")
 
 
 def test_integer_sequences_through_the_api(tmp_path):

@@ -19,9 +19,8 @@ from tqdm import tqdm
 from .. import runs
 from ..evaluate import EVAL_SEED_BASE, accuracy_curve
 from ..analyze import analyze_run
-from ..model import LoopedConfig
 from ..tasks import get_task
-from ..train import TrainConfig, Trainer
+from ..train import TrainConfig, Trainer, model_config
 from .budgets import NORMS, RECALLS, Budget, TaskPlan
 
 RECORD = "record.json"
@@ -103,9 +102,8 @@ def train(spec: RunSpec, run: Path, compile: bool) -> None:
     resume = (run / runs.CONFIG).exists()
     model_cfg = None
     if not resume:
-        defaults = get_task(plan.task).model_defaults()
-        defaults.update({k: v for k, v in (("d_model", plan.d_model), ("n_heads", plan.n_heads)) if v is not None})
-        model_cfg = LoopedConfig(**defaults, recall=spec.recall, outer_norm=spec.norm)
+        sizes = {k: v for k, v in (("d_model", plan.d_model), ("n_heads", plan.n_heads)) if v is not None}
+        model_cfg = model_config(get_task(plan.task), overrides={**sizes, "recall": spec.recall, "outer_norm": spec.norm})
     Trainer(run, cfg, model_cfg, resume=resume).run(show_progress=False)
 
 

@@ -146,6 +146,10 @@ class Task(ABC):
         """The task read from a data directory (``looped train --data DIR``); most tasks generate their own."""
         raise InputError(f"task {cls.name} generates its own data and reads no files; drop --data")
 
+    def moved_to(self, path) -> "Task":
+        """The same task reading its files from ``path`` (a data directory that moved since training)."""
+        raise InputError(f"task {self.name} generates its own data and reads no files; drop --data")
+
     def describe(self, text: str, inputs: torch.Tensor, logits: torch.Tensor) -> list[str]:
         """Lines to show a person for one solved input; by default the one-line answer."""
         return [self.decode(text, inputs, logits)]

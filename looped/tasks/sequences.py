@@ -64,6 +64,11 @@ class Sequences(Task):
             task._loaded[stem] = task._encode(path / f"{stem}.jsonl", file_kind, file_rows)
         return task
 
+    def moved_to(self, path) -> "Sequences":
+        if not Path(path).is_dir():
+            raise InputError(f"data directory {path} does not exist")
+        return Sequences(str(Path(path).resolve()), self.kind, self.symbols, self.classes, self.lengths)
+
     def config(self) -> dict:
         return {"data": str(self.data), "kind": self.kind, "symbols": self.symbols, "classes": self.classes,
                 "splits": self.lengths}
