@@ -6,7 +6,7 @@
 
 For each seed, two training processes run side by side, one thread each, on the same data: fresh
 32-bit strings, batch 128, the same function of (seed, step), AdamW with the same warmup and cosine
-schedule over the same wall-time budget. "Ours" is the recipe of the shipped ``models/prefix-sums``
+schedule over the same wall-time budget. "Ours" is the recipe of the shipped prefix-sums model (``looped/models/prefix-sums``)
 (internal recall, LayerNorm, d_model 32, training depth 16, lr 2e-3, weight average 0.995); DT-net
 is the DeepThinking recall network (``looped/dtnet.py``) with its published training depth of 30
 and learning rate 1e-3, no weight average, and eager steps (on CPU they are faster for it than
@@ -51,7 +51,6 @@ from looped.config import config_from_dict
 from looped.tasks import get_task
 from looped.train import TrainConfig, Trainer
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
 TARGET = 0.95
 
 
@@ -204,7 +203,7 @@ def main() -> None:
     p.add_argument("--keep", type=Path, help="keep the snapshots here (default: a temporary directory)")
     p.add_argument("--no-train", action="store_true", help="score the snapshots already under --keep")
     p.add_argument("--only", type=lambda s: s.split(","), help="score only these of ours, ours-ema, dtnet")
-    p.add_argument("--recipe", type=Path, default=MODELS / "prefix-sums",
+    p.add_argument("--recipe", type=Path, default=runs.shipped_model("prefix-sums"),
                    help="a run folder whose config.json gives ours' model and training recipe")
     p.add_argument("--ema", type=float, help="ours keeps a moving average of its weights with this decay "
                    "(default: the recipe's); scored as ours-ema")

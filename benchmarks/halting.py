@@ -19,14 +19,12 @@ from __future__ import annotations
 import argparse
 import platform
 import time
-from pathlib import Path
 
 import torch
 
 from looped import runs
 from looped.evaluate import EVAL_SEED_BASE, Halting, accuracy_curve
 
-MODELS = Path(__file__).resolve().parent.parent / "models"
 LADDERS = {
     "prefix-sums": (["32", "64", "128", "256", "512", "1024"], 480),
     "sudoku": (["easy", "medium", "hard", "harder", "hardest", "search"], 160),
@@ -46,11 +44,11 @@ def main() -> None:
     p.add_argument("--tol", type=float, default=1e-3)
     p.add_argument("--patience", type=int, default=10)
     args = p.parse_args()
-    model, task, _ = runs.load_model(MODELS / args.task)
+    model, task, _ = runs.load_model(runs.shipped_model(args.task))
     splits, cap = LADDERS[args.task]
     halting = Halting(tol=args.tol, patience=args.patience)
     batches = {s: task.generate(task.split(s), args.n, seed=EVAL_SEED_BASE) for s in splits}
-    print(f"# {args.task}, models/{args.task}, n={args.n} per split, cap {cap} iterations, tol {args.tol:g}, "
+    print(f"# {args.task}, the shipped {args.task} model, n={args.n} per split, cap {cap} iterations, tol {args.tol:g}, "
           f"patience {args.patience}; {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
 
     curves = {s: accuracy_curve(model, task, b, cap)[0]["exact"] for s, b in batches.items()}

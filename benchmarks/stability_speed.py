@@ -6,7 +6,7 @@ then all eigenvalues and singular values, and (b) the matrix-free route: rho(J_h
 at 16,384 and on a batch of 64 prefix-sums inputs of 512 bits.
 
 Usage: python benchmarks/stability_speed.py [--model RUN] [--k 60]
-(default model: models/prefix-sums if present, else a freshly initialised one).
+(default model: the shipped prefix-sums model if present, else a freshly initialised one).
 """
 
 import argparse
@@ -18,11 +18,12 @@ import torch
 
 from looped import stability
 from looped.model import LoopedConfig, LoopedTransformer
+from looped import runs
 from looped.runs import load_model
 
 
 def load(run: str | None) -> LoopedTransformer:
-    path = Path(run) if run else Path(__file__).resolve().parent.parent / "models" / "prefix-sums"
+    path = Path(run) if run else runs.SHIPPED / "prefix-sums"
     if (path / "model.safetensors").exists():
         return load_model(path)[0]
     torch.manual_seed(0)

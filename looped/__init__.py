@@ -1,7 +1,29 @@
-"""looped: looped transformers and a fixed-point stability toolkit."""
+"""looped: looped transformers and a fixed-point stability toolkit.
 
+The stable Python surface (the ``looped`` command line is a thin layer over it)::
+
+    run = looped.train("prefix-sums", "runs/ps", looped.TrainConfig(steps=2000))
+    model, task, config = looped.load(run)
+    curves = looped.evaluate(model, task, ["32", "512"], max_iters=128)
+    report = looped.analyze(model, task)
+
+``train``, ``evaluate`` and ``analyze`` are functions here; their modules are imported as
+``from looped.train import Trainer`` (``looped.train`` itself names the function).
+"""
+
+from .analyze import analyze
 from .dtnet import DTNet, DTNetConfig
-from .model import LoopedConfig, LoopedTransformer
+from .evaluate import Answer, Curve, Halting, evaluate, solve
+from .config import ConfigError
+from .model import Looped, LoopedConfig, LoopedTransformer
+from .runs import RunError, shipped_model
+from .runs import load_model as load
+from .tasks import Batch, InputError, Split, Task, get_task, register
+from .train import TrainConfig, model_config, resume, train
 
-__all__ = ["DTNet", "DTNetConfig", "LoopedConfig", "LoopedTransformer"]
+__all__ = [
+    "Answer", "Batch", "ConfigError", "Curve", "DTNet", "DTNetConfig", "Halting", "InputError", "Looped",
+    "LoopedConfig", "LoopedTransformer", "RunError", "Split", "Task", "TrainConfig", "analyze", "evaluate",
+    "get_task", "load", "model_config", "register", "resume", "shipped_model", "solve", "train",
+]
 __version__ = "0.1.0"

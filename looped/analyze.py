@@ -14,6 +14,7 @@ Verdict thresholds (documented in docs/stability.md; change them here only):
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -22,6 +23,8 @@ import torch
 from . import runs, stability
 from .evaluate import EVAL_SEED_BASE
 from .config import pick_device
+from .model import Looped
+from .tasks import InputError, Task
 
 REACH_FRACTION = 0.9
 AGREE = 1e-3
@@ -43,9 +46,26 @@ def _finite_or_none(v: float) -> float | None:
 
 def analyze_run(run: Path, split: str | None, n: int, max_iter: int, tol: float, seed: int = 0,
                 device: str = "auto", dense_limit: int = 2048) -> dict:
-    """Every stability metric on ``n`` examples of ``split``. Returns a JSON-ready dict."""
+    """``analyze`` on the model of the run directory ``run``; the result also names the run."""
     model, task, _ = runs.load_model(run, pick_device(device))
-    model = model.double()
+    return {"run": str(run), **analyze(model, task, split, n, max_iter, tol, seed, dense_limit)}
+
+
+def analyze(model: Looped, task: Task, split: str | None = None, n: int = 16, max_iter: int = 500, tol: float = 1e-5,
+            seed: int = 0, dense_limit: int = 2048) -> dict:
+    """Every stability metric of the model's fixed points on ``n`` examples of ``split``, in float64.
+
+    Args: split: default the task's first training split; max_iter, tol: the fixed-point solve's
+    budget and relative-residual tolerance; dense_limit: state sizes up to this get an exact
+    condition number. ``model`` itself is left as it is (a float64 copy is analyzed).
+    Returns a JSON-ready dict with ``reachability``, ``input_dependence``, ``geometry`` and ``verdicts``.
+    """
+    for name, value in (("n", n), ("max_iter", max_iter)):
+        if value < 1:
+            raise InputError(f"{name} must be positive, got {value}")
+    if not tol > 0:
+        raise InputError(f"tol must be positive, got {tol}")
+    model = copy.deepcopy(model).double().eval()
     sp = task.split(split or task.train_splits[0])
     batch = task.generate(sp, n, seed=EVAL_SEED_BASE + seed)
     dev = next(model.parameters()).device
@@ -74,7 +94,6 @@ def analyze_run(run: Path, split: str | None, n: int, max_iter: int, tol: float,
     back_frac = back.converged.double().mean().item()
     smooth = _median(lip) < MAX_LIPSCHITZ and _median(cond) < MAX_COND and back_frac >= REACH_FRACTION
     return {
-        "run": str(run),
         "task": task.name,
         "split": sp.name,
         "n": n,

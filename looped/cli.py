@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -17,7 +18,9 @@ from .runs import RunError
 from .tasks import TASKS, InputError
 
 USER_ERRORS = (InputError, ConfigError, RunError, LimitError, FloatingPointError, OSError)
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+TASK_HELP = f"a task name ({', '.join(TASKS)}) or package.module:ClassName (a Task subclass)"
 
 
 class UsageError(Exception):
@@ -41,7 +44,9 @@ def build_parser() -> Parser:
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     t = sub.add_parser("train", help="train a looped transformer")
-    t.add_argument("--task", default="prefix-sums", choices=sorted(TASKS))
+    t.add_argument("--task", default="prefix-sums", help=TASK_HELP)
+    t.add_argument("--data", type=Path, default=None, metavar="DIR",
+                   help="data directory of a task that reads files (sequences: train.jsonl and <split>.jsonl)")
     t.add_argument("--recall", default="internal", choices=RECALLS)
     t.add_argument("--outer-norm", default="layernorm", choices=OUTER_NORMS)
     t.add_argument("--init", default="embed", choices=INITS)
@@ -58,6 +63,8 @@ def build_parser() -> Parser:
     t.add_argument("--heads", type=int, default=None, help="default: the task's")
     t.add_argument("--layers-per-loop", type=int, default=1)
     t.add_argument("--attention", choices=ATTENTIONS, default=None, help="default: the task's")
+    t.add_argument("--causal", action=argparse.BooleanOptionalAction, default=None,
+                   help="local attention sees only earlier tokens (default: the task's)")
     t.add_argument("--window", type=int, default=4, help="local attention: tokens seen on each side")
     t.add_argument("--init-scale", type=float, default=1.0, help="multiply block weights at init")
     t.add_argument("--train-iters", type=int, default=16, help="N, the maximum training depth")
@@ -87,6 +94,8 @@ def build_parser() -> Parser:
     e.add_argument("--n", type=int, default=1000, help="examples per split")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--out", type=Path, default=None, help="where to write eval.json/eval.png (default RUN/eval)")
+    e.add_argument("--data", type=Path, default=None, metavar="DIR",
+                   help="the task's data directory, if it moved since training (default: the one the run records)")
     e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     e.add_argument("--compile", action="store_true", help="torch.compile the loop step (faster long evals)")
     add_halting(e, "off: every example runs --max-iters (accuracy at each fixed iteration)")
@@ -112,10 +121,10 @@ def build_parser() -> Parser:
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
     s = sub.add_parser("solve", help="solve your own input with a trained model")
-    s.add_argument("task", choices=sorted(TASKS))
+    s.add_argument("task", help=TASK_HELP)
     s.add_argument("input", nargs="?", help="one input, e.g. a bit string")
     s.add_argument("--file", type=Path, help="one input per line; prints one answer per line")
-    s.add_argument("--model", type=Path, default=None, help="run directory (default: models/TASK)")
+    s.add_argument("--model", type=Path, default=None, help="run directory (default: the model shipped for TASK)")
     s.add_argument("--max-iters", type=int, default=None, help="default: 4 x length, at least 64")
     add_halting(s, "off: run --max-iters")
     s.add_argument("--device", default="auto")
@@ -151,39 +160,30 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .dtnet import DTNetConfig
-    from .model import LoopedConfig
     from .tasks import get_task
-    from .train import TrainConfig, Trainer
+    from .train import TrainConfig, model_config, resume, train
 
     train_cfg = TrainConfig(
-        task=args.task, seed=args.seed, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
+        seed=args.seed, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
         lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, train_iters=args.train_iters,
         alpha=args.alpha, grad_window=args.grad_window, ema=args.ema, eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every, augment=args.augment, compile=args.compile, bf16=args.bf16,
         device=args.device,
-    )
-    model_cfg = None
-    if not args.resume and args.arch == "dtnet":
-        task = get_task(args.task)
-        model_cfg = DTNetConfig(vocab_size=task.vocab_size, num_classes=task.num_classes, width=args.width)
-    elif not args.resume:
-        defaults = get_task(args.task).model_defaults()
-        chosen = {"attention": args.attention, "d_model": args.d_model, "n_heads": args.heads}
-        defaults.update({k: v for k, v in chosen.items() if v is not None})
-        model_cfg = LoopedConfig(
-            **defaults, layers_per_loop=args.layers_per_loop,
-            recall=args.recall, outer_norm=args.outer_norm, init=args.init, window=args.window,
-            init_scale=args.init_scale,
-        )
-    from . import distributed
-
-    try:
-        trainer = Trainer(args.out, train_cfg, model_cfg, resume=args.resume)
-        out = trainer.run(show_progress=not args.quiet)
-    finally:
-        distributed.teardown()
-    if trainer.ctx.main:
+    )  # validates the flags, and on --resume the new budget
+    if args.resume:
+        out = resume(args.out, steps=args.steps, minutes=args.minutes, progress=not args.quiet)
+    else:
+        task = get_task(args.task, args.data)
+        if args.arch == "dtnet":
+            overrides = {"width": args.width}
+        else:
+            chosen = {"attention": args.attention, "d_model": args.d_model, "n_heads": args.heads, "causal": args.causal}
+            overrides = {k: v for k, v in chosen.items() if v is not None}
+            overrides.update(layers_per_loop=args.layers_per_loop, recall=args.recall, outer_norm=args.outer_norm,
+                             init=args.init, window=args.window, init_scale=args.init_scale)
+        model_cfg = model_config(task, args.arch, overrides)
+        out = train(task, args.out, train_cfg, model_cfg, progress=not args.quiet)
+    if os.environ.get("RANK", "0") == "0":  # torchrun: only the main process reports
         print(f"run saved to {out}", file=sys.stderr)
     return 0
 
@@ -194,6 +194,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = evaluate_run(
         args.run, splits=args.lengths or args.split, n=args.n, max_iters=args.max_iters, seed=args.seed,
         out=args.out, device=args.device, progress=not args.quiet, compile=args.compile, halting=halting_of(args),
+        data=args.data,
     )
     if args.json:
         print(json.dumps(result))
@@ -203,11 +204,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from .analyze import analyze_run, verdict_lines, write_report
 
-    for name in ("n", "max_iter"):
-        if getattr(args, name) < 1:
-            raise InputError(f"--{name.replace('_', '-')} must be positive")
-    if not args.tol > 0:
-        raise InputError("--tol must be positive")
     result = analyze_run(args.run, args.split, args.n, args.max_iter, args.tol, args.seed, args.device)
     out = args.out if args.out is not None else Path(args.run) / "analysis"
     write_report(result, out)
@@ -232,9 +228,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
             raise InputError(f"{args.file} is not a text file") from None
     else:
         lines = [args.input]
-    model_dir = args.model if args.model is not None else MODELS_DIR / args.task
     halting = halting_of(args)
-    for line in solve_command(args.task, lines, model_dir, args.max_iters, halting, args.device, args.file is None):
+    for line in solve_command(args.task, lines, args.model, args.max_iters, halting, args.device, args.file is None):
         print(line)
     return 0
 

@@ -179,3 +179,74 @@ def solve_inputs(model: Looped, task: Task, tokens: torch.Tensor, positions: tor
     for state in iterate(model, task, tokens.to(device), positions, max_iters, halting):
         pass
     return Solution(logits=state.logits.cpu(), iterations=state.used.cpu())
+
+
+def evaluate(
+    model: Looped, task: Task, splits: str | list[str] | None, max_iters: int, n: int = 1000, seed: int = 0,
+    halting: Halting | None = None, progress: bool = False,
+) -> list[Curve]:
+    """Accuracy and mean relative residual after every iteration ``1..max_iters`` on each split.
+
+    Args:
+        model: a looped model (its device is used); task: the ``Task`` it was trained on.
+        splits: split names, one name, or None for ``task.eval_splits``.
+        max_iters: T, the iterations to run. n: examples per split (all of a split that holds fewer).
+        seed: which evaluation set; never shared with training data.
+        halting: per-example stopping; None runs every example T steps.
+    Returns: one ``Curve`` per split, in order.
+    """
+    if n < 1:
+        raise InputError(f"n (examples per split) must be positive, got {n}")
+    if max_iters < 1:
+        raise InputError(f"max_iters must be positive, got {max_iters}")
+    names = task.eval_splits if splits is None else [splits] if isinstance(splits, str) else splits
+    parsed = [task.split(s) for s in names]
+    for split in parsed:
+        check_budget(n, task.input_length(split), max_iters)
+    curves = []
+    for split in parsed:
+        batch = task.generate(split, n, seed=EVAL_SEED_BASE + seed)
+        metrics, res, used = accuracy_curve(model, task, batch, max_iters, progress=progress, halting=halting)
+        acc = metrics.pop("exact")
+        curves.append(Curve(split=split.name, n=len(batch), accuracy=acc, residual=res,
+                            mean_iterations_used=used.double().mean().item(), extra=metrics))
+    return curves
+
+
+SOLVE_ITERS_PER_TOKEN, SOLVE_MIN_ITERS = 4, 64  # solve's default budget: max(64, 4 x input length)
+
+
+@dataclass
+class Answer:
+    """One solved input: ``answer`` is ``Task.decode``'s line, ``lines`` ``Task.describe``'s."""
+
+    input: str
+    answer: str
+    lines: list[str]
+    iterations: int
+
+
+def solve(model: Looped, task: Task, inputs: list[str], max_iters: int | None = None,
+          halting: Halting | None = Halting()) -> list[Answer]:
+    """Parse every input first (one bad input fails before any work), then solve each in turn.
+
+    max_iters: per input; default ``max(64, 4 x its length)``. halting: None runs ``max_iters``.
+    """
+    encoded = []
+    for i, text in enumerate(inputs, 1):
+        try:
+            encoded.append(task.parse(text))
+        except InputError as e:
+            raise InputError(f"line {i}: {e}" if len(inputs) > 1 else str(e)) from None
+    answers = []
+    for text, tokens in zip(inputs, encoded):
+        length = tokens.shape[0]
+        iters = max(SOLVE_MIN_ITERS, SOLVE_ITERS_PER_TOKEN * length) if max_iters is None else max_iters
+        if iters < 1:
+            raise InputError(f"max_iters must be positive, got {iters}")
+        check_budget(1, length, iters)
+        sol = solve_inputs(model, task, tokens[None], task.positions(length), iters, halting)
+        logits = sol.logits[0]
+        answers.append(Answer(text, task.decode(text, tokens, logits), task.describe(text, tokens, logits),
+                              int(sol.iterations[0])))
+    return answers

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import evaluate, runs
-from .evaluate import EVAL_SEED_BASE, Curve
-from .tasks import InputError, get_task
+from . import runs
 from .config import pick_device
+from .evaluate import Curve, Halting, evaluate, solve
+from .tasks import task_class
+
+DEFAULT_TRAIN_ITERS = 16  # runs whose config has no training section (shipped before it was recorded)
+EVAL_DEPTH_FACTOR = 4  # default eval depth: 4x the training depth
 
 
 def evaluate_run(
@@ -20,33 +23,23 @@ def evaluate_run(
     device: str = "auto",
     progress: bool = True,
     compile: bool = False,
-    halting: evaluate.Halting | None = None,
+    halting: Halting | None = None,
+    data: Path | None = None,
 ) -> dict:
     """Accuracy and residual at every iteration on each split; writes ``eval.json`` and ``eval.png``.
 
     With ``halting``, each example stops when it halts and keeps its last prediction afterwards.
+    ``data``: where the task's files are now, for a run whose data directory has moved.
 
     Returns the JSON-ready result ``{"task", "run", "results": [...]}``.
     """
     model, task, cfg = runs.load_model(run, pick_device(device))
+    task = task if data is None else task.moved_to(data)
     if compile:
         model.compile_step()
-    if n < 1:
-        raise InputError(f"--n must be positive, got {n}")
-    train_iters = cfg.get("train", {}).get("train_iters", 16)
-    max_iters = 4 * train_iters if max_iters is None else max_iters
-    if max_iters < 1:
-        raise InputError(f"--max-iters must be positive, got {max_iters}")
-    parsed = [task.split(s) for s in (splits or task.eval_splits)]
-    curves = []
-    for split in parsed:
-        evaluate.check_budget(n, task.input_length(split), max_iters)
-    for split in parsed:
-        batch = task.generate(split, n, seed=EVAL_SEED_BASE + seed)
-        metrics, res, used = evaluate.accuracy_curve(model, task, batch, max_iters, progress=progress, halting=halting)
-        acc = metrics.pop("exact")
-        curves.append(Curve(split=split.name, n=len(batch), accuracy=acc, residual=res,
-                            mean_iterations_used=used.double().mean().item(), extra=metrics))
+    train_iters = cfg.get("train", {}).get("train_iters", DEFAULT_TRAIN_ITERS)
+    max_iters = EVAL_DEPTH_FACTOR * train_iters if max_iters is None else max_iters
+    curves = evaluate(model, task, splits, max_iters, n=n, seed=seed, halting=halting, progress=progress)
     result = {
         "task": task.name,
         "run": str(run),
@@ -102,31 +95,21 @@ def plot_curves(curves: list[Curve], split_key: str, path: Path, title: str) -> 
 
 
 def solve_command(
-    task_name: str, lines: list[str], model_dir: Path, max_iters: int | None, halting: evaluate.Halting | None,
+    task_spec: str, lines: list[str], model_dir: Path | None, max_iters: int | None, halting: Halting | None,
     device: str, verbose: bool,
 ) -> list[str]:
-    """Parse every line first (so one bad line fails before any work), then solve them in order."""
-    task = get_task(task_name)
-    encoded = []
-    for i, line in enumerate(lines, 1):
-        try:
-            encoded.append(task.parse(line))
-        except InputError as e:
-            raise InputError(f"line {i}: {e}" if len(lines) > 1 else str(e)) from None
-    model, model_task, _ = runs.load_model(model_dir, pick_device(device))
-    if model_task.name != task.name:
-        raise runs.RunError(f"{model_dir} holds a {model_task.name} model, not {task.name}")
-    answers = []
-    for line, tokens in zip(lines, encoded):
-        length = tokens.shape[0]
-        iters = max(64, 4 * length) if max_iters is None else max_iters
-        if iters < 1:
-            raise InputError(f"--max-iters must be positive, got {iters}")
-        evaluate.check_budget(1, length, iters)
-        sol = evaluate.solve_inputs(model, task, tokens[None], task.positions(length), iters, halting)
-        if verbose:
-            answers.extend(task.describe(line, tokens, sol.logits[0]) + [f"# iterations: {int(sol.iterations[0])}"])
-        else:
-            answers.append(task.decode(line, tokens, sol.logits[0]))
-    return answers
+    """``looped solve``: the answers of the model in ``model_dir`` (default: the shipped one) to ``lines``.
 
+    ``task_spec`` names the task as ``looped train --task`` does; with ``model_dir`` the name the run
+    records is enough (the run knows where its task class lives).
+    """
+    if model_dir is None:
+        model_dir = runs.shipped_model(task_class(task_spec).name)
+    model, task, _ = runs.load_model(model_dir, pick_device(device))
+    name = task_spec if task_spec == task.name else task_class(task_spec).name
+    if task.name != name:
+        raise runs.RunError(f"{model_dir} holds a {task.name} model, not {name}")
+    out = []
+    for a in solve(model, task, lines, max_iters, halting):
+        out.extend(a.lines + [f"# iterations: {a.iterations}"] if verbose else [a.answer])
+    return out

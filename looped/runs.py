@@ -2,7 +2,8 @@
 
 A run directory holds
 
-* ``config.json``: ``{"task", "model", "train"}``;
+* ``config.json``: ``{"task", "model", "train"}``, plus ``task_class`` (the import path of a task
+  that is not shipped) and ``task_config`` (``Task.config()``) where they apply;
 * ``metrics.jsonl``: one JSON object per logged step;
 * ``model.safetensors``: the model weights (all a shipped model needs);
 * ``checkpoint.safetensors``: weights plus optimizer state and the step, for ``--resume``.
@@ -13,9 +14,6 @@ Nothing is ever unpickled: tensors live in safetensors files and everything else
 from __future__ import annotations
 
 import json
-import math
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -23,38 +21,19 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .config import ConfigError, config_from_dict
+from .io import atomic_write, json_safe, write_json  # noqa: F401 (re-exported)
 from .model import Looped
-from .tasks import InputError, Task, get_task
+from .tasks import InputError, Task, task_from_record
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 WEIGHTS = "model.safetensors"
 CHECKPOINT = "checkpoint.safetensors"
+SHIPPED = Path(__file__).resolve().parent / "models"  # package data: config.json and weights per task
 
 
 class RunError(ValueError):
     """A run directory is missing, incomplete, corrupt or does not match."""
-
-
-def atomic_write(path: Path, write) -> None:
-    """Write through ``write(tmp_path)`` to a temporary file, fsync it, then rename over ``path``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)  # after writing: some writers replace the file
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def remove_stale_temporaries(run: Path) -> list[str]:
@@ -63,26 +42,6 @@ def remove_stale_temporaries(run: Path) -> list[str]:
     for p in stale:
         p.unlink()
     return [p.name for p in stale]
-
-
-def json_safe(obj):
-    """``obj`` with every NaN or infinite float replaced by None (JSON has no such numbers)."""
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [json_safe(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
-
-
-def write_json(path: Path, obj: dict) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, allow_nan=False)
-            f.write("\n")
-
-    atomic_write(path, write)
 
 
 def write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
@@ -119,14 +78,14 @@ def read_config(run: Path) -> dict:
 
 
 def load_model(run: Path, device: str | torch.device = "cpu") -> tuple[Looped, Task, dict]:
-    """Load a run directory (or a shipped model directory).
+    """Load a run directory (or a shipped model directory, ``shipped_model(name)``).
 
     Returns: (model in eval mode on ``device``, its task, the whole config dict).
     """
     run = Path(run)
     cfg = read_config(run)
     try:
-        task = get_task(cfg["task"])
+        task = task_from_record(cfg)
         model = config_from_dict(cfg["model"]).build()
     except (ConfigError, InputError, TypeError, ValueError) as e:
         raise RunError(f"{run / CONFIG}: {e}") from None
@@ -146,3 +105,12 @@ def read_metrics(run: Path) -> list[dict]:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RunError(f"{path} is corrupt ({e})") from None
+
+
+def shipped_model(task_name: str) -> Path:
+    """The directory of the model shipped for ``task_name``. Raises ``RunError`` if there is none."""
+    names = sorted(p.name for p in SHIPPED.iterdir() if (p / CONFIG).is_file()) if SHIPPED.is_dir() else []
+    if task_name not in names:
+        raise RunError(f"no shipped model for task {task_name!r} (shipped: {', '.join(names) or 'none'}); "
+                       f"pass --model RUN")
+    return SHIPPED / task_name

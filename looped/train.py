@@ -19,7 +19,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ from .evaluate import EVAL_SEED_BASE
 from .dtnet import DTNetConfig
 from .config import ConfigError, check_field_types, config_from_dict, from_known_fields, pick_device
 from .model import Looped, LoopedConfig
-from .tasks import Batch, Task, get_task
+from .tasks import Batch, Task, get_task, task_from_record, task_record
 from .tasks.base import token_cross_entropy
 
 
@@ -162,19 +162,26 @@ def _strip_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, to
 
 
 class Trainer:
-    """Owns a run directory: creates or resumes it, trains, checkpoints."""
+    """Owns a run directory: creates or resumes it, trains, checkpoints.
 
-    def __init__(self, out: Path, train_cfg: TrainConfig, model_cfg: LoopedConfig | DTNetConfig | None, resume: bool):
+    ``task``: the ``Task`` of a new run (default: ``get_task(train_cfg.task)``); a resumed run
+    finds its task again from its config.
+    """
+
+    def __init__(self, out: Path, train_cfg: TrainConfig, model_cfg: LoopedConfig | DTNetConfig | None, resume: bool,
+                 task: Task | None = None):
         self.out = Path(out)
         if resume:
             self._load_existing(train_cfg)
         else:
             if (self.out / runs.CONFIG).exists():
                 raise runs.RunError(f"{self.out} already holds a run; use --resume to continue it or pick a new --out")
-            self.task = get_task(train_cfg.task)
+            if model_cfg is None:
+                raise ConfigError("a new run needs a model config")
+            self.task = get_task(train_cfg.task if task is None else task)
             if train_cfg.augment and not self.task.can_augment:
                 raise ConfigError(f"task {self.task.name} has no augmentation; drop --augment")
-            self.cfg, self.model_cfg = train_cfg, model_cfg
+            self.cfg, self.model_cfg = replace(train_cfg, task=self.task.name), model_cfg
             self.step, self.elapsed, self.metrics = 0, 0.0, []
         self.ctx = distributed.setup(pick_device(self.cfg.device))
         distributed.check_batch(self.cfg.batch_size, self.ctx)
@@ -199,14 +206,14 @@ class Trainer:
             runs.write_json(self.out / runs.CONFIG, self.config_dict())  # on resume: records the new budget
 
     def config_dict(self) -> dict:
-        return {"task": self.task.name, "model": self.model_cfg.to_dict(), "train": asdict(self.cfg)}
+        return {**task_record(self.task), "model": self.model_cfg.to_dict(), "train": asdict(self.cfg)}
 
     def _load_existing(self, override: TrainConfig) -> None:
         saved = runs.read_config(self.out)
         if not isinstance(saved.get("train"), dict):
             raise runs.RunError(f"{self.out} has no training config to resume (is it a shipped model?)")
         try:
-            self.task = get_task(saved["task"])
+            self.task = task_from_record(saved)
             self.model_cfg = config_from_dict(saved["model"])
             train = TrainConfig.from_dict(saved["train"])
         except (TypeError, ValueError) as e:
@@ -330,3 +337,50 @@ class Trainer:
             bar.update(1)
         bar.close()
         return self.out
+
+
+def model_config(task: Task, arch: str = "looped", overrides: dict | None = None) -> LoopedConfig | DTNetConfig:
+    """The model config of a new run: the task's defaults (``Task.model_defaults``), then ``overrides``.
+
+    arch: ``looped`` (``LoopedConfig``) or ``dtnet`` (``DTNetConfig``, which takes only the task's
+    vocabulary and classes). Unknown override keys raise ``ConfigError``.
+    """
+    kinds = {"looped": LoopedConfig, "dtnet": DTNetConfig}
+    if arch not in kinds:
+        raise ConfigError(f"unknown model architecture {arch!r}; choose from {', '.join(kinds)}")
+    defaults = task.model_defaults()
+    if arch == "dtnet":  # a convolution over the sequence: only the vocabulary and classes carry over
+        defaults = {"vocab_size": defaults["vocab_size"], "num_classes": defaults["num_classes"]}
+    return kinds[arch].from_dict({**defaults, **(overrides or {})})
+
+
+def train(task: str | Task | type[Task], out: str | Path, config: TrainConfig,
+          model: LoopedConfig | DTNetConfig | None = None, data: str | Path | None = None,
+          progress: bool = True) -> Path:
+    """Train a new run in the directory ``out`` (which must not hold one) and return its path.
+
+    Args:
+        task: a registered name (``"prefix-sums"``), ``"package.module:ClassName"``, a ``Task``
+            subclass or instance.
+        config: the training config (budget, optimizer, depth N, seed); its ``task`` is replaced by
+            the task's name.
+        model: the model config; default ``model_config(task)``.
+        data: a data directory for tasks that read files (``"sequences"``).
+        progress: show a progress bar.
+    """
+    task = get_task(task, data)
+    model = model_config(task) if model is None else model
+    try:
+        trainer = Trainer(Path(out), config, model, resume=False, task=task)
+        return trainer.run(show_progress=progress)
+    finally:
+        distributed.teardown()
+
+
+def resume(out: str | Path, steps: int | None = None, minutes: float | None = None, progress: bool = True) -> Path:
+    """Continue the run in ``out`` to a new budget (the total steps or minutes); returns its path."""
+    try:
+        trainer = Trainer(Path(out), TrainConfig(steps=steps, minutes=minutes), None, resume=True)
+        return trainer.run(show_progress=progress)
+    finally:
+        distributed.teardown()

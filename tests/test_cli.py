@@ -4,11 +4,11 @@ import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from looped.tasks.prefix_sums import prefix_parity
+from looped import runs
 from looped.tasks import get_task
 
 
@@ -77,7 +77,7 @@ def test_solve_one_input_and_a_file(run_dir, tmp_path):
 
 
 def test_shipped_model_solves_without_model_flag():
-    shipped = Path(__file__).resolve().parent.parent / "models" / "prefix-sums"
+    shipped = runs.shipped_model("prefix-sums")
     if not (shipped / "model.safetensors").exists():
         pytest.skip("no shipped prefix-sums model")
     task = get_task("prefix-sums")

@@ -1,14 +1,13 @@
-from pathlib import Path
-
 import pytest
 import torch
 
+from looped import runs
 from looped.evaluate import Halting, LimitError, accuracy_curve, check_budget, solve_inputs
 from looped.model import LoopedConfig, LoopedTransformer
 from looped.tasks import get_task
 
 
-SHIPPED = Path(__file__).resolve().parent.parent / "models" / "prefix-sums"
+SHIPPED = runs.shipped_model("prefix-sums")
 
 
 def tiny():

@@ -223,3 +223,92 @@ def test_solve_files_with_random_lines(tmp_path_factory, capsys, good_run, lines
     code, err = run_cli(["solve", "prefix-sums", "--file", f, "--model", good_run, "--max-iters", "2"], capsys)
     if code != 0:
         assert_one_line_error(code, err)
+
+
+# ------------------------------------------------------------------ your own tasks and data files
+
+MODULES = ["looped", "looped.tasks", "looped.tasks.base", "json", "math", "no_such_module_for_looped", "looped.nope",
+           "", ".", "looped..tasks"]
+TASK_PATHS = st.one_of(
+    st.tuples(st.sampled_from(MODULES), st.one_of(
+        st.sampled_from(["Task", "tasks.PrefixSums", "PrefixSums", "Batch", "get_task", "loads", "pi", "Sequences"]),
+        st.text(max_size=12))).map(":".join),
+    st.text(alphabet=st.characters(blacklist_categories=("Lu", "Ll", "Cs")), max_size=20),  # names nothing real
+    mutations("prefix-sums", "-:.x"),
+)
+
+
+@FUZZ
+@given(TASK_PATHS)
+def test_task_paths(spec):
+    try:
+        task = get_task(spec)
+    except InputError as e:
+        assert str(e) and "\n" not in str(e)
+        return
+    assert task.vocab_size >= 1 and task.train_splits  # a path that resolved names a real task
+
+
+@FUZZ_CLI
+@given(TASK_PATHS)
+def test_train_task_paths_are_checked_before_any_file_is_written(tmp_path_factory, capsys, spec):
+    out = tmp_path_factory.mktemp("t") / "run"
+    code, err = run_cli(["train", "--task", spec, "--steps", "1", "--d-model", "8", "--heads", "2", "--batch-size", "2",
+                         "--train-iters", "2", "--out", out, "--quiet", "--device", "cpu"], capsys)
+    if code != 0:
+        assert_one_line_error(code, err)
+        assert not out.exists()
+
+
+SEQUENCE = st.one_of(st.text(alphabet="abc", max_size=5), st.lists(st.integers(-2, 4), max_size=5))
+JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-3, 300) | st.floats() | st.text(max_size=4),
+                           lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3),
+                           max_leaves=6)
+def valid_row(n: int):
+    """A well-formed line of length ``n``: strings or lists of ints."""
+    return st.one_of(
+        st.fixed_dictionaries({"input": st.text("abc", min_size=n, max_size=n), "target": st.text("xy", min_size=n, max_size=n)}),
+        st.fixed_dictionaries({"input": st.lists(st.integers(0, 3), min_size=n, max_size=n),
+                               "target": st.lists(st.integers(0, 1), min_size=n, max_size=n)}))
+
+
+ROW = st.one_of(st.integers(1, 4).flatmap(valid_row), st.fixed_dictionaries({"input": SEQUENCE, "target": SEQUENCE}),
+                st.fixed_dictionaries({"input": st.one_of(SEQUENCE, JSON_VALUES), "target": JSON_VALUES}), JSON_VALUES)
+RANDOM_LINES = st.lists(st.one_of(ROW.map(json.dumps), ROW.map(json.dumps).map(lambda s: s[: len(s) // 2]),
+                                  st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=16)), max_size=4)
+VALID_LINES = st.integers(1, 4).flatmap(lambda n: st.lists(valid_row(n).map(json.dumps), min_size=1, max_size=5))
+LINES = st.one_of(VALID_LINES, st.tuples(VALID_LINES, RANDOM_LINES).map(lambda t: t[0] + t[1]), RANDOM_LINES)
+
+
+@FUZZ
+@given(LINES, LINES)
+def test_data_files(tmp_path_factory, train, later):
+    d = tmp_path_factory.mktemp("d")
+    (d / "train.jsonl").write_text("\n".join(train))
+    try:
+        task = get_task("sequences", d)
+    except InputError as e:
+        assert "\n" not in str(e) and "train.jsonl" in str(e)
+        return
+    (d / "test.jsonl").write_text("\n".join(later))  # a split added after training: checked at eval time
+    try:
+        batch = task.generate(task.split("test"), 4, seed=0)
+    except InputError as e:
+        assert "\n" not in str(e) and "test.jsonl" in str(e)
+        return
+    assert batch.inputs.shape == batch.targets.shape
+    assert 0 <= int(batch.inputs.min()) and int(batch.inputs.max()) < task.vocab_size
+    assert 0 <= int(batch.targets.min()) and int(batch.targets.max()) < task.num_classes
+
+
+@FUZZ_CLI
+@given(LINES)
+def test_train_on_random_data_files(tmp_path_factory, capsys, lines):
+    d = tmp_path_factory.mktemp("d")
+    (d / "train.jsonl").write_text("\n".join(lines))
+    out = d / "run"
+    code, err = run_cli(["train", "--task", "sequences", "--data", d, "--steps", "1", "--d-model", "8", "--heads", "2",
+                         "--batch-size", "2", "--train-iters", "2", "--out", out, "--quiet", "--device", "cpu"], capsys)
+    if code != 0:
+        assert_one_line_error(code, err)
+        assert "train.jsonl" in err and not out.exists()

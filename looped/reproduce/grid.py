@@ -16,11 +16,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .. import evaluate, runs
+from .. import runs
+from ..evaluate import EVAL_SEED_BASE, accuracy_curve
 from ..analyze import analyze_run
-from ..model import LoopedConfig
 from ..tasks import get_task
-from ..train import TrainConfig, Trainer
+from ..train import TrainConfig, Trainer, model_config
 from .budgets import NORMS, RECALLS, Budget, TaskPlan
 
 RECORD = "record.json"
@@ -102,9 +102,8 @@ def train(spec: RunSpec, run: Path, compile: bool) -> None:
     resume = (run / runs.CONFIG).exists()
     model_cfg = None
     if not resume:
-        defaults = get_task(plan.task).model_defaults()
-        defaults.update({k: v for k, v in (("d_model", plan.d_model), ("n_heads", plan.n_heads)) if v is not None})
-        model_cfg = LoopedConfig(**defaults, recall=spec.recall, outer_norm=spec.norm)
+        sizes = {k: v for k, v in (("d_model", plan.d_model), ("n_heads", plan.n_heads)) if v is not None}
+        model_cfg = model_config(get_task(plan.task), overrides={**sizes, "recall": spec.recall, "outer_norm": spec.norm})
     Trainer(run, cfg, model_cfg, resume=resume).run(show_progress=False)
 
 
@@ -113,8 +112,8 @@ def curves(run: Path, plan: TaskPlan) -> dict:
     model, task, _ = runs.load_model(run, "cpu")
     out = {}
     for name in plan.easy + plan.hard:
-        batch = task.generate(task.split(name), plan.n_eval, seed=evaluate.EVAL_SEED_BASE)
-        metrics, residual, _ = evaluate.accuracy_curve(model, task, batch, plan.max_iters)
+        batch = task.generate(task.split(name), plan.n_eval, seed=EVAL_SEED_BASE)
+        metrics, residual, _ = accuracy_curve(model, task, batch, plan.max_iters)
         out[name] = {"n": len(batch), "accuracy": metrics.pop("exact"), "residual": residual, **metrics}
     return out
 

@@ -57,8 +57,16 @@ class Split:
     difficulty: int
 
 
+SYMBOLS = "0123456789abcdefghijklmnopqrstuvwxyz"  # default characters of token and class ids
+
+
 class Task(ABC):
-    """Interface of a task. Subclasses set the class attributes and implement the methods."""
+    """Interface of a task. Subclasses set the class attributes and implement ``generate``.
+
+    The other methods have defaults: splits named by their length, input strings of one
+    character per token (``input_symbols``) and answers of one character per class
+    (``output_symbols``), exact match, per-token cross-entropy.
+    """
 
     name: str
     vocab_size: int
@@ -67,18 +75,33 @@ class Task(ABC):
     train_splits: tuple[str, ...]
     eval_splits: tuple[str, ...]
     can_augment: bool = False  # whether ``augment`` is implemented
-
-    @abstractmethod
-    def split(self, name: str) -> Split:
-        """Parse a split name; raise ``InputError`` if it is unknown."""
-
-    @abstractmethod
-    def input_length(self, split: Split) -> int:
-        """Tokens per example of ``split`` (to check memory limits before generating)."""
+    input_symbols: str | None = None  # character of each token id for ``parse``; default 0-9a-z
+    output_symbols: str | None = None  # character of each class id for ``decode``; default 0-9a-z
 
     @abstractmethod
     def generate(self, split: Split, n: int, seed: int) -> Batch:
         """``n`` encoded examples of ``split``, a pure function of ``(split, n, seed)``."""
+
+    def split(self, name: str) -> Split:
+        """Parse a split name; raise ``InputError`` if it is unknown.
+
+        By default the declared splits, with difficulty = the name when it is a number (a length)
+        and else the order of declaration; when every declared name is a number, any positive
+        integer is a split too (a longer length).
+        """
+        name = str(name).strip()
+        declared = list(dict.fromkeys((*self.train_splits, *self.eval_splits)))
+        numeric = all(s.isdigit() for s in declared)
+        if name in declared:
+            return Split(name, int(name) if numeric else declared.index(name))
+        if numeric and name.isdigit() and int(name) >= 1:
+            return Split(str(int(name)), int(name))
+        more = " or any positive length" if numeric else ""
+        raise InputError(f"unknown split {name!r} of task {self.name}; choose from {', '.join(declared)}{more}")
+
+    def input_length(self, split: Split) -> int:
+        """Tokens per example of ``split`` (to check memory limits); by default that of one generated example."""
+        return int(self.generate(split, 1, seed=0).inputs.shape[1])
 
     def train_batch(self, split: Split, n: int, seed: int) -> Batch:
         """``n`` training examples; by default fresh ones from ``generate``."""
@@ -88,14 +111,44 @@ class Task(ABC):
         """A validity-preserving random transform of each example (tasks with ``can_augment``)."""
         raise NotImplementedError(f"{self.name} has no augmentation")
 
-    @abstractmethod
     def parse(self, text: str) -> torch.Tensor:
-        """Validate one user input and encode it. Returns (L,) token ids; raises ``InputError``."""
+        """Validate one user input and encode it. Returns (L,) token ids; raises ``InputError``.
 
-    @abstractmethod
+        By default one token per character, token id = its index in ``input_symbols``.
+        """
+        symbols = alphabet(self.input_symbols, self.vocab_size, self.name, "input_symbols")
+        s = text.strip()
+        if not s:
+            raise InputError(f"empty input: expected a string of the symbols {symbols!r}")
+        bad = sorted(set(s) - set(symbols))
+        if bad:
+            raise InputError(f"unknown symbols {''.join(bad)!r}: {self.name} inputs use {symbols!r}")
+        return torch.tensor([symbols.index(c) for c in s], dtype=torch.long)
+
     def decode(self, text: str, inputs: torch.Tensor, logits: torch.Tensor) -> str:
         """The one-line answer to one user input. Args: text as given to ``parse``, inputs (L,) its
-        tokens, logits (L, C) of the model."""
+        tokens, logits (L, C) of the model. By default one ``output_symbols`` character per class id."""
+        symbols = alphabet(self.output_symbols, self.num_classes, self.name, "output_symbols")
+        ids = self.predict(inputs[None], logits[None])[0]
+        return "".join(symbols[int(i)] if 0 <= int(i) < len(symbols) else "?" for i in ids.tolist())
+
+    def config(self) -> dict:
+        """JSON-ready arguments that rebuild this task through ``from_config``; saved with every run."""
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Task":
+        """The task a run was trained on, from its saved ``config()``."""
+        return cls(**config)
+
+    @classmethod
+    def from_data(cls, path) -> "Task":
+        """The task read from a data directory (``looped train --data DIR``); most tasks generate their own."""
+        raise InputError(f"task {cls.name} generates its own data and reads no files; drop --data")
+
+    def moved_to(self, path) -> "Task":
+        """The same task reading its files from ``path`` (a data directory that moved since training)."""
+        raise InputError(f"task {self.name} generates its own data and reads no files; drop --data")
 
     def describe(self, text: str, inputs: torch.Tensor, logits: torch.Tensor) -> list[str]:
         """Lines to show a person for one solved input; by default the one-line answer."""
@@ -132,3 +185,14 @@ class Task(ABC):
 def token_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean cross-entropy over tokens, skipping ``IGNORE_INDEX``. Args: logits (B, L, C), targets (B, L)."""
     return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
+
+
+def alphabet(symbols: str | None, size: int, task: str, attribute: str) -> str:
+    """The characters of ids ``0..size-1``: ``symbols`` if given, else the first ``size`` of 0-9a-z."""
+    if symbols is None:
+        if size > len(SYMBOLS):
+            raise InputError(f"task {task} has {size} ids, more than the default symbols; it must set {attribute}")
+        symbols = SYMBOLS[:size]
+    if len(symbols) != size or len(set(symbols)) != size:
+        raise InputError(f"task {task}: {attribute} must hold {size} distinct characters, got {symbols!r}")
+    return symbols

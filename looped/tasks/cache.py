@@ -15,6 +15,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..io import atomic_write
+
 
 def cache_dir() -> Path:
     if os.environ.get("LOOPED_CACHE"):
@@ -29,8 +31,6 @@ def load_or_build(key: str, meta: dict, build: Callable[[], dict[str, np.ndarray
     ``meta`` is written next to the arrays; a file whose metadata differs is rebuilt. A cache that
     cannot be written (read-only home) is skipped silently: the data is still returned.
     """
-    from ..runs import atomic_write  # runs imports the task registry; import lazily
-
     root = cache_dir()
     arrays_path, meta_path = root / f"{key}.npz", root / f"{key}.json"
     try:

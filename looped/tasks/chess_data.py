@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io import atomic_write
 from .cache import cache_dir
 
 MAX_MATE = 5
@@ -187,8 +188,6 @@ def generate_shard(out: Path, index: int, seed: int, size: int, engine_path: str
 
 def write_csv(path: Path, fields: tuple[str, ...], rows: list[dict]) -> None:
     """``rows`` as CSV, written atomically."""
-    from ..runs import atomic_write  # runs imports the task registry; import lazily
-
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
