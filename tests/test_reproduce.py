@@ -29,7 +29,7 @@ def record(task, recall, norm, seed, hard, *, easy=1.0, baseline=False, shift=No
     """A synthetic run record; its per-example outcomes reproduce ``hard`` exactly on both hard splits."""
     verdicts = {
         "reachable": reach >= 0.9 and rho is not None and rho < 1,
-        "input_dependent": moves and sens > 1e-3 and distinct >= 0.5,
+        "input_dependent": moves and sens is not None and sens > 1e-3 and distinct >= 0.5,
         "smooth_and_backprop_stable": lip is not None and cond is not None and lip < 1e3 and cond < 1e4 and back >= 0.9,
     }
     hard = round(hard * N) / N
@@ -227,8 +227,8 @@ def c5_world(kind, seeds=SEEDS + (6, 7, 8)):
             else:
                 hard = rng.uniform(0.0, 0.45)
                 rho = {"up": 1.2, "down": 1.2, "label": 1.2, "noise": rng.uniform(0.05, 1.2)}[kind]
-            rs.append(record("prefix-sums", recall, norm, seed, hard, rho=rho, moves=recall != "none",
-                             sens=0.1 if recall != "none" else 0.0))
+            sens = 0.1 if ours or kind == "noise" else None if recall != "none" else 0.0  # None: unreachable
+            rs.append(record("prefix-sums", recall, norm, seed, hard, rho=rho, moves=recall != "none", sens=sens))
     return rs
 
 
@@ -278,9 +278,10 @@ def test_spearman_matches_pearson_of_ranks_with_ties():
 
 
 def test_stability_score_is_the_contraction_of_input_dependent_fixed_points():
-    assert claims.stability_score(record("t", "input", "layernorm", 0, 1.0, rho=0.3)) == pytest.approx(0.7)
-    assert claims.stability_score(record("t", "input", "none", 0, 1.0, rho=1.3)) == 0.0
+    assert claims.stability_score(record("t", "input", "layernorm", 0, 1.0, rho=0.25)) == pytest.approx(0.8)
+    assert claims.stability_score(record("t", "input", "none", 0, 1.0, rho=1.5)) == pytest.approx(0.4)
     assert claims.stability_score(record("t", "input", "none", 0, 1.0, rho=None)) == 0.0
+    assert claims.stability_score(record("t", "input", "none", 0, 1.0, sens=None)) == 0.0  # not measurable
     assert claims.stability_score(record("t", "none", "layernorm", 0, 1.0, rho=0.3, **FROZEN)) == 0.0
 
 
