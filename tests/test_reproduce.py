@@ -380,3 +380,24 @@ def test_a_run_killed_mid_training_resumes_to_the_same_weights(tmp_path, monkeyp
     a, b = (runs.read_tensors(tmp_path / d / runs.WEIGHTS) for d in ("whole", "cut"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert evaluation(tmp_path / "whole", spec) == evaluation(tmp_path / "cut", spec)
+
+
+def test_a_run_whose_loss_diverges_keeps_its_last_checkpoint(tmp_path, monkeypatch):
+    from looped import runs
+    from looped.reproduce.grid import DIVERGED, grid, train
+    from looped.train import Trainer
+
+    spec = grid(tiny_budget(steps=4))[0]
+    step = Trainer.train_step
+
+    def diverges_at_three(self):
+        if self.step == 2:
+            raise FloatingPointError("non-finite loss at step 3")
+        return step(self)
+
+    monkeypatch.setattr(Trainer, "train_step", diverges_at_three)
+    train(spec, tmp_path, compile=False)
+    assert (tmp_path / DIVERGED).exists() and (tmp_path / runs.WEIGHTS).exists()
+    monkeypatch.setattr(Trainer, "train_step", step)
+    train(spec, tmp_path, compile=False)  # not retrained
+    assert [m["step"] for m in runs.read_metrics(tmp_path)] == [1, 2]

@@ -30,6 +30,7 @@ from ..train import TrainConfig, Trainer
 from .budgets import NORMS, RECALLS, Budget, TaskPlan
 
 RECORD = "record.json"
+DIVERGED = "diverged.json"
 ANALYZE_TOL = 1e-5  # relative residual that counts as reaching the fixed point
 
 
@@ -107,12 +108,17 @@ def execute(spec: RunSpec, out: Path, budget: Budget) -> dict:
             result.pop("traces")
             runs.write_json(run / "analysis.json", result)
         analysis = json.loads((run / "analysis.json").read_text())
-    record = make_record(spec, json.loads((run / "eval.json").read_text()), analysis)
+    record = make_record(spec, json.loads((run / "eval.json").read_text()), analysis) | {
+        "diverged": (run / DIVERGED).exists()}
     runs.write_json(run / RECORD, record)
     return record
 
 
 def train(spec: RunSpec, run: Path, compile: bool) -> None:
+    """Train (or resume) the run. A loss that turns non-finite ends training for good: the run keeps
+    its last good checkpoint, is evaluated and analyzed as such, and ``DIVERGED`` says where it stopped."""
+    if (run / DIVERGED).exists():
+        return
     plan = spec.plan
     cfg = TrainConfig(
         task=plan.task, seed=spec.seed, steps=plan.steps, batch_size=plan.batch_size, lr=plan.lr,
@@ -126,7 +132,12 @@ def train(spec: RunSpec, run: Path, compile: bool) -> None:
         defaults = get_task(plan.task).model_defaults()
         defaults.update({k: v for k, v in (("d_model", plan.d_model), ("n_heads", plan.n_heads)) if v is not None})
         model_cfg = LoopedConfig(**defaults, recall=spec.recall, outer_norm=spec.norm)
-    Trainer(run, cfg, model_cfg, resume=resume).run(show_progress=False)
+    try:
+        Trainer(run, cfg, model_cfg, resume=resume).run(show_progress=False)
+    except FloatingPointError as e:
+        if not (run / runs.WEIGHTS).exists():
+            raise
+        runs.write_json(run / DIVERGED, {"error": str(e)})
 
 
 def evaluation(run: Path, spec: RunSpec) -> dict:

@@ -113,6 +113,9 @@ def task_section(records: list[dict], task: str) -> list[str]:
                      f"{_spread(base, 'hard_accuracy')} (at N) | {_spread(base, 'hard_accuracy_at_train_depth')} | "
                      f"{_spread(base, 'hard_oracle_accuracy')} | {_spread(base, 'hard_halting_accuracy')} | - | - | - | - |")
     lines.append("")
+    diverged = [r["name"] for r in rs if r.get("diverged")]
+    if diverged:
+        lines += [f"Loss turned non-finite in {', '.join(diverged)}; each is scored with its last good checkpoint.", ""]
     return lines
 
 
