@@ -48,7 +48,11 @@ Where the rules left a choice, the stricter reading is taken: "best A > best B" 
 every B variant (the A variant with the highest seed mean must clearly beat each), and fails when
 its point estimate against the best B is at or below 0; the share parts of C1-C3 and C5's inputs
 use learned tasks only; C3's instability gap fails when the gap is at or below 0 and is unclear
-between 0 and ``C3_UNSTABLE_GAP``; C5 with no held-out run of a learned task has no power.
+between 0 and ``C3_UNSTABLE_GAP``; C3's pairs are the recall variants and its seed rule counts
+(recall, seed) pairs; the baseline enters only C6 (not "learned", not "other variant", not C5);
+C5 normalizes by the best held-out run of the task, drops bootstrap resamples where a Spearman is
+undefined (NaN intervals, so inconclusive, when under half remain), and has no power with no
+held-out run of a learned task.
 
 **The stability score** (C5), frozen before the held-out run, from the easy-data analysis only:
 ``1 / (1 + median rho(J_h))`` when the fixed point moves with ``x`` at fixed ``h_0`` and the median
@@ -61,7 +65,8 @@ there); on all 42 runs 0.78 against 0.77, 0.62 within. Tried there and not kept 
 within): ``max(0, 1 - rho)`` with the same gate (0.80 / 0.51: it drops input-dependent runs with
 ``rho > 1`` to the floor), the v1 average of three gated terms (0.64 / 0.58 within, but 0.60
 against 0.77 for the label on all runs), adding the reachable share, the backward-solve share, the
-norm growth or ``1 / log cond`` as factors (no gain within: 0.50-0.54), and the contraction
+norm growth or ``1 / log cond`` as factors (0.50-0.54 within: at most 0.02 more for one more
+ingredient), and the contraction
 without the input gate (0.60: no-recall models contract too). The ``looped analyze`` thresholds
 stay as they were (see ``analyze.py``).
 """

@@ -26,7 +26,7 @@ from .. import evaluate, runs
 from ..analyze import analyze_run
 from ..model import LoopedConfig
 from ..tasks import get_task
-from ..train import TrainConfig, Trainer
+from ..train import TrainConfig, Trainer, pick_device
 from .budgets import NORMS, RECALLS, Budget, TaskPlan
 
 RECORD = "record.json"
@@ -144,7 +144,7 @@ def evaluation(run: Path, spec: RunSpec) -> dict:
     """Per split: accuracy after every iteration up to ``spec.eval_iters``, per-example correctness
     there and at the training depth N, and where adaptive halting would stop."""
     plan = spec.plan
-    model, task, _ = runs.load_model(run, "cpu")
+    model, task, _ = runs.load_model(run, pick_device("auto"))
     T, N = spec.eval_iters, plan.train_iters
     out = {}
     for name in plan.easy + plan.hard:
