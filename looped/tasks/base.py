@@ -67,6 +67,7 @@ class Task(ABC):
     train_splits: tuple[str, ...]
     eval_splits: tuple[str, ...]
     can_augment: bool = False  # whether ``augment`` is implemented
+    can_mask_loss: bool = False  # whether ``masked_loss`` is implemented
 
     @abstractmethod
     def split(self, name: str) -> Split:
@@ -122,6 +123,11 @@ class Task(ABC):
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The training loss; by default per-token cross-entropy. Args: logits (B, L, C), targets (B, L)."""
         return token_cross_entropy(logits, targets)
+
+    def masked_loss(self, inputs: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """A training loss over only the outputs valid for each input (tasks with ``can_mask_loss``).
+        Args: inputs, targets (B, L); logits (B, L, C)."""
+        raise NotImplementedError(f"{self.name} has no masked loss")
 
     def metrics(self, inputs: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> dict:
         """Per-example scores by name; ``exact`` (the headline accuracy) comes first.
