@@ -12,7 +12,9 @@ Splits, all from the generated mate-in-1/2 puzzles (never mate 3-5, never the ra
 * ``train-mate2``: as many mate-in-2 training positions (seeded draw), to see the train/validation gap.
 
 Prints, per split, best-legal-move accuracy at the training depth N, at 2N, at 4N (the depth
-target), at the best iteration and at the last one, and the relative residual at the last.
+target), with a paired 95% bootstrap interval of the 4N - N gain, at the best iteration and at the
+last one, and the relative residual at the last. ``--json`` also keeps each puzzle's result at the
+last iteration, for paired comparisons of runs.
 """
 
 from __future__ import annotations
@@ -58,6 +60,14 @@ def correct_by_iteration(model, task, idx: np.ndarray, max_iters: int) -> torch.
     return torch.stack(rows), resid
 
 
+def paired_interval(a: torch.Tensor, b: torch.Tensor, resamples: int = 2000, seed: int = 0) -> list[float]:
+    """95% percentile bootstrap interval of mean(a) - mean(b) over paired samples. Args: a, b (N,) bool."""
+    diff = a.double() - b.double()
+    idx = torch.randint(len(diff), (resamples, len(diff)), generator=torch.Generator().manual_seed(seed))
+    means = diff[idx].mean(1)
+    return [means.quantile(0.025).item(), means.quantile(0.975).item()]
+
+
 def validate(run: Path, max_iters: int | None) -> dict:
     torch.set_num_threads(1)
     model, task, cfg = runs.load_model(run)
@@ -75,6 +85,8 @@ def validate(run: Path, max_iters: int | None) -> dict:
             "n": len(idx), "at_N": at(n_train), "at_2N": at(2 * n_train), "at_4N": at(4 * n_train),
             "best": acc[best - 1].item(), "best_iteration": best, "last": acc[-1].item(),
             "residual_last": resid[-1], "legal_by_iteration": [round(a, 4) for a in acc.tolist()],
+            "gain_4N_over_N_interval": paired_interval(ok[min(4 * n_train, T) - 1], ok[min(n_train, T) - 1]),
+            "correct_last": "".join("1" if c else "0" for c in ok[-1].tolist()),  # per puzzle, for paired runs
         }
     return out
 
@@ -88,9 +100,12 @@ def main(argv=None) -> int:
     for run in args.runs:
         r = validate(run, args.max_iters)
         print(f"{run}  (N={r['train_iters']}, steps={r['steps']}, train {r['elapsed_s']} s)")
-        print(f"{'split':>15} {'n':>5} {'at N':>6} {'at 2N':>6} {'at 4N':>6} {'best (it)':>11} {'last':>6} {'resid':>8}")
+        print(f"{'split':>15} {'n':>5} {'at N':>6} {'at 2N':>6} {'at 4N':>6} {'4N - N [95%]':>22} {'best (it)':>11} "
+              f"{'last':>6} {'resid':>8}")
         for s, v in r["splits"].items():
-            print(f"{s:>15} {v['n']:>5} {v['at_N']:>6.3f} {v['at_2N']:>6.3f} {v['at_4N']:>6.3f} "
+            lo, hi = v["gain_4N_over_N_interval"]
+            gain = f"{v['at_4N'] - v['at_N']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+            print(f"{s:>15} {v['n']:>5} {v['at_N']:>6.3f} {v['at_2N']:>6.3f} {v['at_4N']:>6.3f} {gain:>22} "
                   f"{v['best']:>6.3f} ({v['best_iteration']:>2}) {v['last']:>6.3f} {v['residual_last']:>8.1e}")
         if args.json:
             with open(args.json, "a") as f:
