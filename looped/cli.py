@@ -161,8 +161,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         task=args.task, seed=args.seed, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
         lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, train_iters=args.train_iters,
         alpha=args.alpha, grad_window=args.grad_window, ema=args.ema, eval_every=args.eval_every,
-        checkpoint_every=args.checkpoint_every, augment=args.augment, masked_loss=args.masked_loss, compile=args.compile, bf16=args.bf16,
-        device=args.device,
+        checkpoint_every=args.checkpoint_every, augment=args.augment, compile=args.compile, bf16=args.bf16,
+        device=args.device, masked_loss=args.masked_loss,
     )
     model_cfg = None
     if not args.resume and args.arch == "dtnet":

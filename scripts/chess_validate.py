@@ -60,6 +60,11 @@ def correct_by_iteration(model, task, idx: np.ndarray, max_iters: int) -> torch.
     return torch.stack(rows), resid
 
 
+def at(acc: torch.Tensor, t: int) -> float:
+    """Accuracy after iteration ``t`` (the last one if ``t`` is beyond it). Args: acc (T,)."""
+    return acc[min(t, len(acc)) - 1].item()
+
+
 def paired_interval(a: torch.Tensor, b: torch.Tensor, resamples: int = 2000, seed: int = 0) -> list[float]:
     """95% percentile bootstrap interval of mean(a) - mean(b) over paired samples. Args: a, b (N,) bool."""
     diff = a.double() - b.double()
@@ -79,10 +84,9 @@ def validate(run: Path, max_iters: int | None) -> dict:
     for name, idx in all_idx.items():
         ok, resid = correct_by_iteration(model, task, idx, T)
         acc = ok.double().mean(1)
-        at = lambda t: acc[min(t, T) - 1].item()  # noqa: E731
         best = int(acc.argmax()) + 1
         out["splits"][name] = {
-            "n": len(idx), "at_N": at(n_train), "at_2N": at(2 * n_train), "at_4N": at(4 * n_train),
+            "n": len(idx), "at_N": at(acc, n_train), "at_2N": at(acc, 2 * n_train), "at_4N": at(acc, 4 * n_train),
             "best": acc[best - 1].item(), "best_iteration": best, "last": acc[-1].item(),
             "residual_last": resid[-1], "legal_by_iteration": [round(a, 4) for a in acc.tolist()],
             "gain_4N_over_N_interval": paired_interval(ok[min(4 * n_train, T) - 1], ok[min(n_train, T) - 1]),
