@@ -80,6 +80,8 @@ def build_parser() -> Parser:
     t.add_argument("--checkpoint-every", type=int, default=250)
     t.add_argument("--eval-every", type=int, default=250)
     t.add_argument("--augment", action="store_true", help="random validity-preserving transforms of training data")
+    t.add_argument("--masked-loss", action="store_true",
+                   help="train with a loss over each input's valid outputs only (chess: a softmax over the legal moves)")
     t.add_argument("--compile", action="store_true", help="torch.compile the loop step")
     t.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA only)")
     t.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
@@ -168,7 +170,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, train_iters=args.train_iters,
         alpha=args.alpha, grad_window=args.grad_window, ema=args.ema, eval_every=args.eval_every,
         checkpoint_every=args.checkpoint_every, augment=args.augment, compile=args.compile, bf16=args.bf16,
-        device=args.device,
+        device=args.device, masked_loss=args.masked_loss,
     )  # validates the flags, and on --resume the new budget
     if args.resume:
         out = resume(args.out, steps=args.steps, minutes=args.minutes, progress=not args.quiet)

@@ -15,6 +15,7 @@ as an uninterrupted one.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
@@ -57,6 +58,7 @@ class TrainConfig:
     checkpoint_every: int = 250
     train_splits: tuple[str, ...] | None = None
     augment: bool = False
+    masked_loss: bool = False  # train with the task's loss over valid outputs only (Task.masked_loss)
     compile: bool = False
     bf16: bool = False  # bfloat16 autocast of the forward passes (CUDA only)
     device: str = "auto"
@@ -181,6 +183,8 @@ class Trainer:
             self.task = get_task(train_cfg.task if task is None else task)
             if train_cfg.augment and not self.task.can_augment:
                 raise ConfigError(f"task {self.task.name} has no augmentation; drop --augment")
+            if train_cfg.masked_loss and not self.task.can_mask_loss:
+                raise ConfigError(f"task {self.task.name} has no masked loss; drop --masked-loss")
             self.cfg, self.model_cfg = replace(train_cfg, task=self.task.name), model_cfg
             self.step, self.elapsed, self.metrics = 0, 0.0, []
         self.ctx = distributed.setup(pick_device(self.cfg.device))
@@ -293,9 +297,10 @@ class Trainer:
         for group in self.opt.param_groups:
             group["lr"] = lr_at(cfg, self.step, self.progress())
         gen = torch.Generator(self.device).manual_seed(seed)
+        criterion = functools.partial(self.task.masked_loss, batch.inputs) if cfg.masked_loss else self.task.loss
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cfg.bf16):
             loss = progressive_loss(
-                self.model, batch, n, k, cfg.train_iters, cfg.alpha, gen, cfg.grad_window, self.task.loss
+                self.model, batch, n, k, cfg.train_iters, cfg.alpha, gen, cfg.grad_window, criterion
             )
         if not torch.isfinite(loss):
             raise FloatingPointError(

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from looped.tasks import InputError, get_task
+from looped import runs
+from looped.tasks import Batch, InputError, get_task
 from looped.tasks import chess_data
 from looped.tasks.chess_puzzles import (
     best_legal, decode_board, encode_board, encode_move, legal_squares, targets_for,
@@ -219,3 +220,92 @@ def _forces_mate_in_one(board, move):
         return True
     finally:
         board.pop()
+
+
+def test_masked_loss_is_a_softmax_over_the_legal_moves():
+    torch.manual_seed(0)
+    boards = [chess.Board(FENS[0]), chess.Board(FENS[1])] + sparse_positions(4, seed=3)
+    tokens, moves, reference = [], [], []
+    logits = torch.randn(len(boards), 64, 2, dtype=torch.float64)
+    for i, board in enumerate(boards):
+        t, mirrored = encode_board(board)
+        legal = sorted({encode_move(m.uci(), mirrored) for m in board.legal_moves})
+        solution = legal[i % len(legal)]
+        score = {m: logits[i, m[0], 0] + logits[i, m[1], 1] for m in legal}  # float64, from the real board
+        reference.append(-(score[solution] - torch.logsumexp(torch.stack(list(score.values())), 0)))
+        tokens.append(t)
+        moves.append(solution)
+    inputs = torch.from_numpy(np.stack(tokens))
+    got = get_task("chess").masked_loss(inputs, logits, targets_for(np.array(moves)))
+    assert got.item() == pytest.approx(torch.stack(reference).mean().item(), rel=1e-6)
+
+
+def test_masked_loss_ignores_squares_no_legal_move_uses():
+    board = chess.Board(FENS[0])  # white: Ra1, Kg1, pawns f2 g2 h2
+    tokens = torch.from_numpy(encode_board(board)[0])[None]
+    target = targets_for(np.array([[chess.A1, chess.A8]]))
+    logits = torch.randn(1, 64, 2)
+    task = get_task("chess")
+    before = task.masked_loss(tokens, logits, target)
+    logits[0, chess.E4, 0] += 50.0  # no piece on e4
+    logits[0, chess.H8, 1] += 50.0  # no legal move reaches h8
+    assert task.masked_loss(tokens, logits, target).item() == pytest.approx(before.item(), rel=1e-6)
+    logits[0, chess.F2, 0] += 5.0  # a legal from-square does count
+    assert task.masked_loss(tokens, logits, target).item() > before.item()
+
+
+def test_augmentation_flips_files_and_keeps_mates(rows):
+    task = get_task("chess")
+    ones = [r for r in rows if r["mate"] == 1][:64]
+    tokens, moves = [], []
+    for r in ones:
+        t, mirrored = encode_board(chess.Board(r["fen"]))
+        tokens.append(t)
+        moves.append(encode_move(r["move"], mirrored))
+    batch = Batch(torch.from_numpy(np.stack(tokens)), targets_for(np.array(moves)))
+    aug = task.augment(batch, seed=4)
+    flipped = [not torch.equal(a, b) for a, b in zip(aug.inputs, batch.inputs)]
+    assert 10 < sum(flipped) < 54  # about half
+    for inp, tgt, was in zip(aug.inputs.numpy(), aug.targets, flipped):
+        board = decode_board(inp)
+        frm, to = (tgt == 1).nonzero().item(), (tgt == 2).nonzero().item()
+        move = chess.Move(frm, to, promotion=chess.QUEEN if board.piece_type_at(frm) == chess.PAWN
+                          and chess.square_rank(to) == 7 else None)
+        assert move in board.legal_moves
+        board.push(move)
+        assert board.is_checkmate()
+    assert torch.equal(task.augment(batch, seed=4).inputs, aug.inputs)  # seeded
+
+
+def test_chess_trains_with_masked_loss_and_augmentation(tmp_path):
+    from looped.model import LoopedConfig
+    from looped.train import TrainConfig, Trainer
+
+    task = get_task("chess")
+    model_cfg = LoopedConfig(**{**task.model_defaults(), "d_model": 16, "n_heads": 2})
+    cfg = TrainConfig(task="chess", steps=3, batch_size=8, train_iters=2, eval_every=3, eval_size=8,
+                      checkpoint_every=3, warmup_steps=1, masked_loss=True, augment=True, device="cpu")
+    Trainer(tmp_path / "r", cfg, model_cfg, resume=False).run(show_progress=False)
+
+    metrics = runs.read_metrics(tmp_path / "r")
+    assert len(metrics) == 3 and all(np.isfinite(m["loss"]) for m in metrics)
+    assert runs.read_config(tmp_path / "r")["train"]["masked_loss"] is True
+
+
+def test_max_mate_keeps_only_the_training_tier(rows):
+    try:
+        path = chess_data.find_engine()
+    except FileNotFoundError:
+        pytest.skip("stockfish is not installed")
+    import chess.engine
+
+    two = next(r for r in rows if r["mate"] == 2 and r["depth"] > 4)  # a depth-4 search does not find it
+    three = next(r for r in rows if r["mate"] == 3)
+    engine = chess.engine.SimpleEngine.popen_uci(path)
+    try:
+        engine.configure({"Threads": 1, "Hash": 16})
+        assert chess_data.mate_puzzle(engine, chess.Board(three["fen"]), max_mate=2) is None
+        assert chess_data.mate_puzzle(engine, chess.Board(three["fen"]))["mate"] == 3
+        assert chess_data.mate_puzzle(engine, chess.Board(two["fen"]), max_mate=2)["move"] == two["move"]
+    finally:
+        engine.quit()

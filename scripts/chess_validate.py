@@ -1,0 +1,122 @@
+"""Validation of a chess run on the training tier only (mate in 1-2), for choosing a recipe.
+
+Usage: python scripts/chess_validate.py RUN [RUN ...] [--max-iters T] [--json OUT]
+
+Splits, all from the generated mate-in-1/2 puzzles (never mate 3-5, never the rated bands):
+
+* ``val-mate1``, ``val-mate2``: every held-out position of the tier (``Chess`` holds one in ten out
+  of training by a hash of its encoding);
+* ``val-mate2-deep``: the held-out mate-in-2 positions whose stored engine search depth is at least
+  ``DEEP`` (the depth at which Stockfish first reported the mate with the solution move), the
+  hardest part of the tier: the within-tier signal for gains from iterating longer;
+* ``train-mate2``: as many mate-in-2 training positions (seeded draw), to see the train/validation gap.
+
+Prints, per split, best-legal-move accuracy at the training depth N, at 2N, at 4N (the depth
+target), with a paired 95% bootstrap interval of the 4N - N gain, at the best iteration and at the
+last one, and the relative residual at the last. ``--json`` also keeps each puzzle's result at the
+last iteration, for paired comparisons of runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from looped import evaluate, runs
+from looped.tasks import chess_puzzles as cp
+
+DEEP = 7
+
+
+def validation_sets(n_train: int = 1000) -> dict[str, np.ndarray]:
+    """Row indices into ``cp.generated()`` of each validation split."""
+    data = cp.generated()
+    held, mate, depth = data["held"], data["mate"], data["depth"]
+    train2 = np.flatnonzero(~held & (mate == 2))
+    return {
+        "val-mate1": np.flatnonzero(held & (mate == 1)),
+        "val-mate2": np.flatnonzero(held & (mate == 2)),
+        "val-mate2-deep": np.flatnonzero(held & (mate == 2) & (depth >= DEEP)),
+        "train-mate2": np.sort(np.random.default_rng(0).choice(train2, size=min(n_train, len(train2)), replace=False)),
+    }
+
+
+@torch.no_grad()
+def correct_by_iteration(model, task, idx: np.ndarray, max_iters: int) -> torch.Tensor:
+    """(T, N) bool: whether the best legal move is the solution after each iteration; and (T,) residuals."""
+    data = cp.generated()
+    tokens = torch.from_numpy(data["tokens"][idx])
+    targets = cp.targets_for(data["move"][idx])
+    rows, resid = [], []
+    for state in evaluate.iterate(model, task, tokens, cp._RANKS_FILES, max_iters):
+        move = cp.best_legal(tokens, state.logits)
+        rows.append((move == cp.move_squares(targets)).all(dim=1))
+        resid.append(state.residual.double().mean().item())
+    return torch.stack(rows), resid
+
+
+def at(acc: torch.Tensor, t: int) -> float:
+    """Accuracy after iteration ``t`` (the last one if ``t`` is beyond it). Args: acc (T,)."""
+    return acc[min(t, len(acc)) - 1].item()
+
+
+def paired_interval(a: torch.Tensor, b: torch.Tensor, resamples: int = 2000, seed: int = 0) -> list[float]:
+    """95% percentile bootstrap interval of mean(a) - mean(b) over paired samples. Args: a, b (N,) bool."""
+    diff = a.double() - b.double()
+    idx = torch.randint(len(diff), (resamples, len(diff)), generator=torch.Generator().manual_seed(seed))
+    means = diff[idx].mean(1)
+    return [means.quantile(0.025).item(), means.quantile(0.975).item()]
+
+
+def validate(run: Path, max_iters: int | None) -> dict:
+    torch.set_num_threads(1)
+    model, task, cfg = runs.load_model(run)
+    n_train = cfg["train"]["train_iters"]
+    T = max_iters or 4 * n_train
+    out = {"run": str(run), "train_iters": n_train, "max_iters": T, "steps": cfg["train"]["steps"],
+           "elapsed_s": (runs.read_metrics(run) or [{}])[-1].get("elapsed_s"), "splits": {}}
+    all_idx = validation_sets()
+    for name, idx in all_idx.items():
+        ok, resid = correct_by_iteration(model, task, idx, T)
+        acc = ok.double().mean(1)
+        best = int(acc.argmax()) + 1
+        out["splits"][name] = {
+            "n": len(idx), "at_N": at(acc, n_train), "at_2N": at(acc, 2 * n_train), "at_4N": at(acc, 4 * n_train),
+            "best": acc[best - 1].item(), "best_iteration": best, "last": acc[-1].item(),
+            "residual_last": resid[-1], "legal_by_iteration": [round(a, 4) for a in acc.tolist()],
+            "gain_4N_over_N_interval": paired_interval(ok[min(4 * n_train, T) - 1], ok[min(n_train, T) - 1]),
+            "correct_last": "".join("1" if c else "0" for c in ok[-1].tolist()),  # per puzzle, for paired runs
+        }
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("runs", type=Path, nargs="+")
+    p.add_argument("--max-iters", type=int, default=None, help="default: 4x the training depth")
+    p.add_argument("--json", type=Path, default=None, help="append one JSON line per run here")
+    args = p.parse_args(argv)
+    for run in args.runs:
+        r = validate(run, args.max_iters)
+        print(f"{run}  (N={r['train_iters']}, steps={r['steps']}, train {r['elapsed_s']} s)")
+        print(f"{'split':>15} {'n':>5} {'at N':>6} {'at 2N':>6} {'at 4N':>6} {'4N - N [95%]':>22} {'best (it)':>11} "
+              f"{'last':>6} {'resid':>8}")
+        for s, v in r["splits"].items():
+            lo, hi = v["gain_4N_over_N_interval"]
+            gain = f"{v['at_4N'] - v['at_N']:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+            print(f"{s:>15} {v['n']:>5} {v['at_N']:>6.3f} {v['at_2N']:>6.3f} {v['at_4N']:>6.3f} {gain:>22} "
+                  f"{v['best']:>6.3f} ({v['best_iteration']:>2}) {v['last']:>6.3f} {v['residual_last']:>8.1e}")
+        if args.json:
+            with open(args.json, "a") as f:
+                f.write(json.dumps(r) + "\n")
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
