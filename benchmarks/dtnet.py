@@ -44,11 +44,10 @@ from pathlib import Path
 import torch
 
 from looped import runs
-from looped.dtnet import DTNetConfig
 from looped.evaluate import EVAL_SEED_BASE, accuracy_curve
 from looped.config import config_from_dict
 from looped.tasks import get_task
-from looped.train import TrainConfig, Trainer
+from looped.train import TrainConfig, Trainer, model_config
 
 TARGET = 0.95
 
@@ -60,7 +59,7 @@ def recipes(base: dict, args: argparse.Namespace, seed: int) -> dict[str, tuple[
     dtnet = {**train, "train_iters": 30, "lr": 1e-3, "ema": None, "compile": args.dtnet_compile}
     return {
         "ours": ({**train, "ema": train.get("ema") if args.ema is None else args.ema}, config_from_dict(base["model"])),
-        f"dtnet-w{args.width}": (dtnet, DTNetConfig(width=args.width)),
+        f"dtnet-w{args.width}": (dtnet, model_config(get_task("prefix-sums"), "dtnet", {"width": args.width})),
     }
 
 

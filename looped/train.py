@@ -19,7 +19,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +30,8 @@ from tqdm import tqdm
 from . import distributed, runs
 from .evaluate import EVAL_SEED_BASE
 from .dtnet import DTNetConfig
-from .config import ConfigError, check_field_types, config_from_dict, from_known_fields, pick_device
+from .config import (ARCHITECTURES, DEFAULT_ARCH, ConfigError, check_field_types, config_from_dict, from_known_fields,
+                     pick_device, setting)
 from .model import Looped, LoopedConfig
 from .tasks import Batch, Task, get_task, task_from_record, task_record
 from .tasks.base import token_cross_entropy
@@ -38,27 +39,30 @@ from .tasks.base import token_cross_entropy
 
 @dataclass
 class TrainConfig:
-    seed: int = 0
-    steps: int | None = None
-    minutes: float | None = None
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 200
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
-    train_iters: int = 16
-    alpha: float = 1.0
-    grad_window: int | None = None  # at most this many steps with gradient: memory flat in train_iters
-    ema: float | None = None  # decay of an exponential moving average of the weights; it is what gets saved
-    eval_every: int = 250
-    eval_size: int = 256
-    checkpoint_every: int = 250
-    train_splits: tuple[str, ...] | None = None
-    augment: bool = False
-    compile: bool = False
-    bf16: bool = False  # bfloat16 autocast of the forward passes (CUDA only)
-    device: str = "auto"
+    seed: int = setting(0, "seed of the initialization, the data and the depth draws")
+    steps: int | None = setting(None, "budget: total optimizer steps")
+    minutes: float | None = setting(None, "budget: total minutes of training time")
+    batch_size: int = setting(128, "examples per step (over all processes)")
+    lr: float = setting(2e-3, "peak AdamW learning rate")
+    weight_decay: float = setting(0.01, "AdamW weight decay")
+    warmup_steps: int = setting(200, "linear learning-rate warmup steps")
+    min_lr_ratio: float = setting(0.1, "the cosine decay ends at this fraction of --lr")
+    grad_clip: float = setting(1.0, "clip the gradient norm to this")
+    train_iters: int = setting(16, "N, the maximum training depth")
+    alpha: float = setting(1.0, "progressive-loss weight (0: last-iteration loss)")
+    grad_window: int | None = setting(
+        None, "backpropagate through at most this many iterations (memory flat in --train-iters)")
+    ema: float | None = setting(
+        None, "keep an exponential moving average of the weights with this decay (e.g. 0.999); it is what gets saved")
+    eval_every: int = setting(250, "log training accuracy every this many steps")
+    eval_size: int = setting(256, "examples of that accuracy")
+    checkpoint_every: int = setting(250, "save a checkpoint every this many steps")
+    train_splits: tuple[str, ...] | None = setting(
+        None, "training splits, used in turn (comma-separated; default: the task's)")
+    augment: bool = setting(False, "random validity-preserving transforms of training data")
+    compile: bool = setting(False, "torch.compile the loop step")
+    bf16: bool = setting(False, "bfloat16 autocast of the forward passes (CUDA only)")
+    device: str = setting("auto", "auto (CUDA if present), cpu, cuda, cuda:1, ...")
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -348,19 +352,19 @@ def read_run(out: Path) -> tuple[Task, LoopedConfig | DTNetConfig, TrainConfig]:
         raise runs.RunError(f"{out / runs.CONFIG}: {e}") from None
 
 
-def model_config(task: Task, arch: str = "looped", overrides: dict | None = None) -> LoopedConfig | DTNetConfig:
+def model_config(task: Task, arch: str = DEFAULT_ARCH, overrides: dict | None = None) -> LoopedConfig | DTNetConfig:
     """The model config of a new run: the task's defaults (``Task.model_defaults``), then ``overrides``.
 
-    arch: ``looped`` (``LoopedConfig``) or ``dtnet`` (``DTNetConfig``, which takes only the task's
-    vocabulary and classes). Unknown override keys raise ``ConfigError``.
+    arch: a registered architecture, ``looped`` (``LoopedConfig``) or ``dtnet`` (``DTNetConfig``).
+    Task defaults the architecture has no field for do not apply (a DT-net has no attention);
+    unknown override keys raise ``ConfigError``.
     """
-    kinds = {"looped": LoopedConfig, "dtnet": DTNetConfig}
-    if arch not in kinds:
-        raise ConfigError(f"unknown model architecture {arch!r}; choose from {', '.join(kinds)}")
-    defaults = task.model_defaults()
-    if arch == "dtnet":  # a convolution over the sequence: only the vocabulary and classes carry over
-        defaults = {"vocab_size": defaults["vocab_size"], "num_classes": defaults["num_classes"]}
-    return kinds[arch].from_dict({**defaults, **(overrides or {})})
+    if arch not in ARCHITECTURES:
+        raise ConfigError(f"unknown model architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
+    cls = ARCHITECTURES[arch]
+    names = {f.name for f in fields(cls)}
+    defaults = {k: v for k, v in task.model_defaults().items() if k in names}
+    return cls.from_dict({**defaults, **(overrides or {})})
 
 
 def train(task: str | Task | type[Task], out: str | Path, config: TrainConfig,
