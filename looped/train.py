@@ -164,6 +164,9 @@ def quick_accuracy(model: Looped, task: Task, split_name: str, n: int, iters: in
     return task.score(task.predict(batch.inputs, out.logits[iters]), batch.targets).float().mean().item()
 
 
+TIME_BAR = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} of training time{postfix}"
+
+
 class Trainer:
     """Owns a run directory: trains, logs metrics and checkpoints.
 
@@ -313,9 +316,8 @@ class Trainer:
         """
         cfg = self.cfg
         self.model.train()
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (show_progress and self.ctx.main),
-                   desc=f"train {self.out.name}", unit="step", dynamic_ncols=True)
-        last = time.perf_counter()
+        bar, shown, first, start = self._progress_bar(show_progress), {}, self.step, time.perf_counter()
+        last = start
         while self.progress() < 1.0:
             loss, grad_norm = self.train_step()
             now = time.perf_counter()
@@ -328,7 +330,7 @@ class Trainer:
                     self.weights(), self.task, (cfg.train_splits or self.task.train_splits)[-1], cfg.eval_size,
                     2 * cfg.train_iters, self.device,
                 )
-                bar.set_postfix(loss=f"{loss:.4f}", acc=f"{row['train_acc']:.3f}")
+                shown.update(loss=f"{loss:.4f}", acc=f"{row['train_acc']:.3f}")
             self.metrics.append(row)
             if self.step % cfg.checkpoint_every == 0 or self.progress() >= 1.0:
                 self.save()
@@ -336,9 +338,23 @@ class Trainer:
             if on_step is not None:
                 on_step(self, row)
                 last = time.perf_counter()
-            bar.update(1)
+            if cfg.minutes is not None:
+                shown.update(step=self.step, rate=f"{(self.step - first) / (time.perf_counter() - start):.2f} step/s")
+            bar.set_postfix(shown, refresh=False)
+            bar.update(self._bar_position() - bar.n)
         bar.close()
         return self.out
+
+    def _progress_bar(self, show: bool) -> tqdm:
+        """Over steps for a step budget; with ``minutes``, over seconds of training time, with time left
+        and steps in the postfix (a run with both budgets stops at whichever comes first)."""
+        common = {"disable": not (show and self.ctx.main), "desc": f"train {self.out.name}", "dynamic_ncols": True}
+        if self.cfg.minutes is None:
+            return tqdm(total=self.cfg.steps, initial=self.step, unit="step", **common)
+        return tqdm(total=60 * self.cfg.minutes, initial=self._bar_position(), bar_format=TIME_BAR, **common)
+
+    def _bar_position(self) -> float:
+        return self.step if self.cfg.minutes is None else min(self.progress(), 1.0) * 60 * self.cfg.minutes
 
 
 def read_run(out: Path) -> tuple[Task, LoopedConfig | DTNetConfig, TrainConfig]:

@@ -284,3 +284,13 @@ def test_a_run_config_that_repeats_the_task_in_train_still_resumes(tmp_path):
     path.write_text(json.dumps(cfg))
     Trainer.resume(tmp_path / "r", steps=3).run(show_progress=False)
     assert "task" not in json.loads(path.read_text())["train"]
+
+
+def test_a_time_budget_shows_how_far_along_the_run_is(tmp_path, capsys):
+    Trainer.create(tmp_path / "t", PS, LoopedConfig(**SMALL), small_train(steps=None, minutes=0.01)).run()
+    err = capsys.readouterr().err
+    assert "100%|" in err and "<00:00 of training time" in err and "step/s" in err
+    steps = len(runs.read_metrics(tmp_path / "t"))
+    assert f"step={steps}," in err.rsplit("\r", 1)[-1]  # the last refresh counts every step
+    Trainer.create(tmp_path / "s", PS, LoopedConfig(**SMALL), small_train(steps=3)).run()
+    assert "3/3" in capsys.readouterr().err
