@@ -36,6 +36,11 @@ from .model import Looped, LoopedConfig
 from .tasks import Batch, Task, get_task, task_from_record, task_record
 from .tasks.base import token_cross_entropy
 
+DEPTH_SALT = 7  # the depth draws' RNG is seeded [seed, step, DEPTH_SALT], apart from the data's
+BATCH_SEED_STRIDE = 1_000_003  # batch seed = seed * stride + step: one per (seed, step) while step < stride
+TRAIN_ACC_SEED = EVAL_SEED_BASE - 1  # the logged training accuracy's examples, apart from every evaluation's
+TRAIN_ACC_DEPTH = 2  # the logged training accuracy runs this many times the training depth N
+
 
 @dataclass
 class TrainConfig:
@@ -136,7 +141,7 @@ def _segment_loss(model: Looped, batch: Batch, h0: torch.Tensor, n: int, k: int,
 
 def draw_depths(seed: int, step: int, total: int, window: int | None = None) -> tuple[int, int]:
     """``n ~ U{0..N-1}``, ``k ~ U{1..min(N-n, window)}``, a pure function of ``(seed, step)``."""
-    rng = np.random.default_rng([seed, step, 7])
+    rng = np.random.default_rng([seed, step, DEPTH_SALT])
     n = int(rng.integers(0, total))
     k = int(rng.integers(1, min(total - n, window or total) + 1))
     return n, k
@@ -151,12 +156,12 @@ def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
 
 
 def batch_seed(seed: int, step: int) -> int:
-    return seed * 1_000_003 + step
+    return seed * BATCH_SEED_STRIDE + step
 
 
 @torch.no_grad()
 def quick_accuracy(model: Looped, task: Task, split_name: str, n: int, iters: int, device) -> float:
-    batch = task.generate(task.split(split_name), n, seed=EVAL_SEED_BASE - 1).to(device)
+    batch = task.generate(task.split(split_name), n, seed=TRAIN_ACC_SEED).to(device)
     model.eval()
     gen = torch.Generator(device).manual_seed(0)
     out = model(batch.inputs, iters, positions=batch.positions, generator=gen)
@@ -326,9 +331,9 @@ class Trainer:
             row = {"step": self.step, "loss": loss, "grad_norm": grad_norm, "lr": self.opt.param_groups[0]["lr"],
                    "elapsed_s": round(self.elapsed, 3)}
             if self.ctx.main and (self.step % cfg.eval_every == 0 or self.progress() >= 1.0):
-                row["train_acc"] = quick_accuracy(  # at 2N iterations: can it solve training inputs at all
+                row["train_acc"] = quick_accuracy(  # can it solve training inputs at all
                     self.weights(), self.task, (cfg.train_splits or self.task.train_splits)[-1], cfg.eval_size,
-                    2 * cfg.train_iters, self.device,
+                    TRAIN_ACC_DEPTH * cfg.train_iters, self.device,
                 )
                 shown.update(loss=f"{loss:.4f}", acc=f"{row['train_acc']:.3f}")
             self.metrics.append(row)
