@@ -10,6 +10,12 @@ Verdict thresholds (documented in docs/stability.md; change them here only):
 * **smooth and backprop-stable**: the median local Lipschitz constant of ``x -> h*`` and the median
   ``cond(I - J_h)`` are below ``MAX_LIPSCHITZ`` and ``MAX_COND``, and the implicit backward solve
   converges for at least ``REACH_FRACTION`` of samples.
+
+Checked against the development reproduction (cpu budget, seeds 0-2) for rules v2 and kept: the
+sudoku internal-recall + LayerNorm runs that fail "reachable" there have median ``rho(J_h)`` of
+0.95-0.997, a contraction too slow to reach ``tol`` within the solver's 300 steps, so the verdict
+reports what it measures; whether their predictions had settled is not in those records (they
+hold summaries only), so no prediction-based threshold could be designed on them.
 """
 
 from __future__ import annotations

@@ -92,7 +92,7 @@ def build_parser() -> Parser:
 
     r = sub.add_parser("reproduce", help="rerun the paper's study and judge its claims (resumable)")
     r.add_argument("--budget", choices=("smoke", "cpu", "gpu"), default="smoke",
-                   help="smoke: minutes; cpu: about 6 hours on 2 cores; gpu: paper scale on one GPU")
+                   help="smoke: minutes; cpu: about 10.5 hours on 2 cores; gpu: paper scale on one GPU")
     r.add_argument("--out", type=Path, required=True, help="output folder; rerun the same command to resume")
     r.add_argument("--workers", type=int, default=1, help="runs in parallel (processes)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -250,3 +250,60 @@ def solve(model: Looped, task: Task, inputs: list[str], max_iters: int | None = 
         answers.append(Answer(text, task.decode(text, tokens, logits), task.describe(text, tokens, logits),
                               int(sol.iterations[0])))
     return answers
+
+
+@dataclass
+class Outcomes:
+    """Per-example exact match on one batch, without halting, and where ``Halting`` would stop.
+
+    accuracy: T floats (after iterations 1..T); correct: {t: (N,) bool} at the requested iterations;
+    halted: (N,) bool correctness where each sample would halt; halted_at: (N,) its iteration.
+    """
+
+    accuracy: list[float]
+    correct: dict[int, torch.Tensor]
+    halted: torch.Tensor
+    halted_at: torch.Tensor
+
+
+@torch.no_grad()
+def outcomes(model: Looped, task: Task, batch: Batch, max_iters: int, at: tuple[int, ...],
+             halting: Halting | None = None, chunk: int = 500) -> Outcomes:
+    """Run every sample of ``batch`` (inputs (N, L)) for ``max_iters`` steps and score it after each.
+
+    ``halting`` (default ``Halting()``) is applied along the same trajectories after the fact, as
+    ``iterate`` would: a sample halts at the first step whose residual is below ``tol`` or whose
+    prediction has not changed for ``patience`` steps, and keeps that step's prediction.
+    """
+    halting = halting or Halting()
+    if any(not 1 <= t <= max_iters for t in at):
+        raise InputError(f"iterations {at} must lie in 1..{max_iters}")
+    device = next(model.parameters()).device
+    sums = torch.zeros(max_iters, dtype=torch.float64)
+    kept: dict[int, list[torch.Tensor]] = {t: [] for t in at}
+    halted, halted_at = [], []
+    for start in range(0, len(batch), chunk):
+        part = batch.slice(start, start + chunk).to(device)
+        x = model.embed_input(part.inputs, part.positions)
+        h = model.initial_state(x)
+        last = task.predict(part.inputs, model.readout(h))
+        unchanged = torch.zeros(len(part), dtype=torch.long, device=device)
+        stop = torch.zeros(len(part), dtype=torch.long, device=device)  # 0: not halted yet
+        ok_stop = torch.zeros(len(part), dtype=torch.bool, device=device)
+        for t in range(1, max_iters + 1):
+            h_next = model.step(h, x)
+            r = relative_residual(h_next, h)
+            h = h_next
+            pred = task.predict(part.inputs, model.readout(h))
+            ok = task.score(pred, part.targets)
+            sums[t - 1] += ok.double().sum().cpu()
+            if t in kept:
+                kept[t].append(ok.cpu())
+            unchanged = torch.where((pred == last).flatten(1).all(1), unchanged + 1, 0)
+            last = pred
+            now = (stop == 0) & ((r < halting.tol) | (unchanged >= halting.patience) | (t == max_iters))
+            stop[now], ok_stop[now] = t, ok[now]
+        halted.append(ok_stop.cpu())
+        halted_at.append(stop.cpu())
+    return Outcomes((sums / len(batch)).tolist(), {t: torch.cat(v) for t, v in kept.items()},
+                    torch.cat(halted), torch.cat(halted_at))

@@ -89,3 +89,20 @@ def test_budget_limit_is_clear():
     check_budget(10, 10, 10)
     with pytest.raises(LimitError, match="lower --n or --max-iters"):
         check_budget(10_000, 100_000, 10_000)
+
+
+@pytest.mark.parametrize("halting", [Halting(tol=1e-12, patience=4), Halting(tol=1e-2, patience=6)])
+def test_outcomes_score_every_example_and_halt_where_a_full_run_says(halting):
+    from looped import runs
+    from looped.evaluate import outcomes
+
+    model, task, _ = runs.load_model(SHIPPED)
+    batch = task.generate(task.split("24"), 13, seed=0)
+    out, stops = halting_reference(model, batch.inputs, 40, halting)
+    o = outcomes(model, task, batch, 40, at=(3, 40), halting=halting, chunk=5)
+    for t in (3, 40):
+        assert o.correct[t].tolist() == task.score(out.logits[t].argmax(-1), batch.targets).tolist()
+        assert o.accuracy[t - 1] == pytest.approx(o.correct[t].double().mean().item())
+    assert o.halted_at.tolist() == stops
+    expected = [bool(task.score(out.logits[s][b : b + 1].argmax(-1), batch.targets[b : b + 1])) for b, s in enumerate(stops)]
+    assert o.halted.tolist() == expected

@@ -2,7 +2,7 @@
 
     budgets.py  how big a reproduction is (smoke / cpu / gpu)
     grid.py     the runs, and how one run is trained, evaluated, analyzed and summarized
-    claims.py   the verdicts C1-C5, computed from run records
+    claims.py   the verdicts C1-C6 (rules v2), computed from run records
     report.py   REPORT.md, summary.json and plots
 """
 

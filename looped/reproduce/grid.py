@@ -1,8 +1,14 @@
 """The grid of runs and how one run is carried out: train, evaluate, analyze, summarize.
 
+Per task and seed: the six variants (recall x outer norm), trained with the plan's progressive
+loss and evaluated up to ``T_max = plan.max_iters``, and one fixed-depth baseline (internal
+recall + LayerNorm, ``alpha=0``: last-iteration loss at the training depth ``N``, evaluated at
+``N`` only; it needs no stability analysis). Every run of a task is scored on the same examples.
+
 Each step writes its output atomically and is skipped when that output exists, so a killed
 reproduction resumes where it stopped (training itself resumes from its last checkpoint).
-A finished run leaves ``record.json``: everything the claims and the report need.
+A finished run leaves ``record.json``: everything the claims and the report need, including
+per-example correctness, so the report can be regenerated from records alone.
 """
 
 from __future__ import annotations
@@ -17,13 +23,19 @@ import torch
 from tqdm import tqdm
 
 from .. import runs
-from ..evaluate import EVAL_SEED_BASE, accuracy_curve
 from ..analyze import analyze_run
+from ..config import pick_device
+from ..evaluate import EVAL_SEED_BASE, outcomes
 from ..tasks import get_task
 from ..train import TrainConfig, Trainer, model_config
 from .budgets import NORMS, RECALLS, Budget, TaskPlan
 
 RECORD = "record.json"
+DIVERGED = "diverged.json"
+ANALYZE_TOL = 1e-5  # relative residual that counts as reaching the fixed point
+
+
+BASELINE = ("internal", "layernorm")  # the fixed-depth baseline's block
 
 
 @dataclass(frozen=True)
@@ -32,16 +44,22 @@ class RunSpec:
     recall: str
     norm: str
     seed: int
+    baseline: bool = False  # fixed depth N, last-iteration loss, evaluated at N only
 
     @property
     def name(self) -> str:
-        return f"{self.plan.task}-{self.recall}-{self.norm}-s{self.seed}"
+        kind = "fixed" if self.baseline else f"{self.recall}-{self.norm}"
+        return f"{self.plan.task}-{kind}-s{self.seed}"
+
+    @property
+    def eval_iters(self) -> int:
+        return self.plan.train_iters if self.baseline else self.plan.max_iters
 
 
 def grid(budget: Budget) -> list[RunSpec]:
-    """Every run of ``budget``: tasks x recall x outer norm x seeds."""
-    return [RunSpec(plan, recall, norm, seed) for plan in budget.plans for seed in plan.seeds
-            for recall in RECALLS for norm in NORMS]
+    """Every run of ``budget``: per task and seed, recall x outer norm, then the fixed-depth baseline."""
+    return [spec for plan in budget.plans for seed in plan.seeds
+            for spec in [RunSpec(plan, r, n, seed) for r in RECALLS for n in NORMS] + [RunSpec(plan, *BASELINE, seed, True)]]
 
 
 def run_all(budget: Budget, out: Path, workers: int = 1, progress: bool = True) -> list[dict]:
@@ -68,7 +86,10 @@ def _one_worker(workers: int) -> None:
 
 
 def read_record(run: Path) -> dict:
-    return json.loads((run / RECORD).read_text())
+    record = json.loads((run / RECORD).read_text())
+    if "correct" not in record:
+        raise runs.RunError(f"{run / RECORD} predates rules v2 (no per-example outcomes); use a new --out")
+    return record
 
 
 def execute(spec: RunSpec, out: Path, budget: Budget) -> dict:
@@ -79,23 +100,30 @@ def execute(spec: RunSpec, out: Path, budget: Budget) -> dict:
     plan = spec.plan
     train(spec, run, budget.compile)
     if not (run / "eval.json").exists():
-        runs.write_json(run / "eval.json", runs.json_safe(curves(run, plan)))
-    if not (run / "analysis.json").exists():
-        analysis = analyze_run(run, plan.easy[0], plan.n_analyze, budget.analyze_max_iter, tol=1e-5, device="cpu",
-                               dense_limit=budget.dense_limit)
-        analysis.pop("traces")
-        runs.write_json(run / "analysis.json", analysis)
-    record = make_record(spec, json.loads((run / "eval.json").read_text()),
-                         json.loads((run / "analysis.json").read_text()))
+        runs.write_json(run / "eval.json", runs.json_safe(evaluation(run, spec)))
+    analysis = None
+    if not spec.baseline:
+        if not (run / "analysis.json").exists():
+            result = analyze_run(run, plan.easy[0], plan.n_analyze, budget.analyze_max_iter, tol=ANALYZE_TOL,
+                                 device="cpu", dense_limit=budget.dense_limit)
+            result.pop("traces")
+            runs.write_json(run / "analysis.json", result)
+        analysis = json.loads((run / "analysis.json").read_text())
+    record = make_record(spec, json.loads((run / "eval.json").read_text()), analysis) | {
+        "diverged": (run / DIVERGED).exists()}
     runs.write_json(run / RECORD, record)
     return record
 
 
 def train(spec: RunSpec, run: Path, compile: bool) -> None:
+    """Train (or resume) the run. A loss that turns non-finite ends training for good: the run keeps
+    its last good checkpoint, is evaluated and analyzed as such, and ``DIVERGED`` says where it stopped."""
+    if (run / DIVERGED).exists():
+        return
     plan = spec.plan
     cfg = TrainConfig(
         seed=spec.seed, steps=plan.steps, batch_size=plan.batch_size, lr=plan.lr,
-        warmup_steps=min(200, plan.steps // 10), train_iters=plan.train_iters, alpha=plan.alpha,
+        warmup_steps=min(200, plan.steps // 10), train_iters=plan.train_iters, alpha=0.0 if spec.baseline else plan.alpha,
         eval_every=plan.steps, checkpoint_every=max(1, plan.steps // 20), augment=plan.augment,
         compile=compile, device="auto",
     )
@@ -103,49 +131,75 @@ def train(spec: RunSpec, run: Path, compile: bool) -> None:
         trainer = Trainer.resume(run, cfg.steps)
     else:
         sizes = {k: v for k, v in (("d_model", plan.d_model), ("n_heads", plan.n_heads)) if v is not None}
-        model_cfg = model_config(get_task(plan.task), overrides={**sizes, "recall": spec.recall, "outer_norm": spec.norm})
-        trainer = Trainer.create(run, get_task(plan.task), model_cfg, cfg)
-    trainer.run(show_progress=False)
+        overrides = {**sizes, "recall": spec.recall, "outer_norm": spec.norm}
+        task = get_task(plan.task)
+        trainer = Trainer.create(run, task, model_config(task, overrides=overrides), cfg)
+    try:
+        trainer.run(show_progress=False)
+    except FloatingPointError as e:
+        if not (run / runs.WEIGHTS).exists():
+            raise
+        runs.write_json(run / DIVERGED, {"error": str(e)})
 
 
-def curves(run: Path, plan: TaskPlan) -> dict:
-    """Accuracy (and the task's other metrics) at every iteration on every easy and hard split."""
-    model, task, _ = runs.load_model(run, "cpu")
+def evaluation(run: Path, spec: RunSpec) -> dict:
+    """Per split: accuracy after every iteration up to ``spec.eval_iters``, per-example correctness
+    there and at the training depth N, and where adaptive halting would stop."""
+    plan = spec.plan
+    model, task, _ = runs.load_model(run, pick_device("auto"))
+    T, N = spec.eval_iters, plan.train_iters
     out = {}
     for name in plan.easy + plan.hard:
         batch = task.generate(task.split(name), plan.n_eval, seed=EVAL_SEED_BASE)
-        metrics, residual, _ = accuracy_curve(model, task, batch, plan.max_iters)
-        out[name] = {"n": len(batch), "accuracy": metrics.pop("exact"), "residual": residual, **metrics}
+        o = outcomes(model, task, batch, T, at=tuple(sorted({N, T})))
+        out[name] = {"n": len(batch), "accuracy": o.accuracy, "correct": _bits(o.correct[T]),
+                     "correct_at_train_depth": _bits(o.correct[N]), "halting_accuracy": o.halted.double().mean().item(),
+                     "halting_mean_iterations": o.halted_at.double().mean().item()}
     return out
 
 
-def make_record(spec: RunSpec, curves: dict, analysis: dict) -> dict:
-    """The run's summary: best accuracies on easy and hard splits, and its stability numbers."""
+def _bits(ok: torch.Tensor) -> str:
+    """(N,) bool -> a string of 0s and 1s (compact in JSON)."""
+    return "".join("1" if v else "0" for v in ok.tolist())
+
+
+def make_record(spec: RunSpec, ev: dict, analysis: dict | None) -> dict:
+    """The run's summary: accuracies at ``T_max`` (at N for the baseline), per-example outcomes,
+    the oracle and halting accuracies (reported only), and its stability numbers (None for the baseline)."""
     plan = spec.plan
 
-    def best(names):
-        return sum(max(curves[s]["accuracy"]) for s in names) / len(names)
+    def mean(names, key):
+        return sum(key(ev[s]) for s in names) / len(names)
 
-    a, i, g, v = (analysis[k] for k in ("reachability", "input_dependence", "geometry", "verdicts"))
+    at_t = lambda e: e["accuracy"][-1]  # noqa: E731
     return {
         "name": spec.name, "task": plan.task, "recall": spec.recall, "outer_norm": spec.norm, "seed": spec.seed,
-        "easy": list(plan.easy), "hard": list(plan.hard),
-        "n_eval": min(curves[s]["n"] for s in plan.hard),
-        "easy_accuracy": best(plan.easy),
-        "hard_accuracy": best(plan.hard),
-        "hard_final_accuracy": sum(curves[s]["accuracy"][-1] for s in plan.hard) / len(plan.hard),
-        "curves": {s: curves[s]["accuracy"] for s in plan.easy + plan.hard},
-        "stability": {
-            "n": analysis["n"],
-            "reachable_fraction": a["reachable_fraction"],
-            "rho_median": a["rho_median"],
-            "state_norm_growth": a["state_norm_growth_median"],
-            "input_dependent_at_fixed_h0": i["autonomy_input_dependent"],
-            "sensitivity_median": i["sensitivity_median"],
-            "distinct_fraction": i["distinct_fixed_points"] / analysis["n"],
-            "lipschitz_median": g["lipschitz_median"],
-            "cond_median": g["cond_median"],
-            "backward_converged_fraction": g["backward_converged_fraction"],
-            "verdicts": v,
-        },
+        "baseline": spec.baseline, "easy": list(plan.easy), "hard": list(plan.hard),
+        "n_eval": min(ev[s]["n"] for s in plan.hard), "train_iters": plan.train_iters, "eval_iters": spec.eval_iters,
+        "easy_accuracy": mean(plan.easy, at_t),
+        "hard_accuracy": mean(plan.hard, at_t),
+        "hard_accuracy_at_train_depth": mean(plan.hard, lambda e: e["accuracy"][plan.train_iters - 1]),
+        "hard_oracle_accuracy": mean(plan.hard, lambda e: max(e["accuracy"])),
+        "hard_halting_accuracy": mean(plan.hard, lambda e: e["halting_accuracy"]),
+        "curves": {s: ev[s]["accuracy"] for s in plan.easy + plan.hard},
+        "correct": {s: ev[s]["correct"] for s in plan.easy + plan.hard},
+        "correct_at_train_depth": {s: ev[s]["correct_at_train_depth"] for s in plan.hard},
+        "stability": None if analysis is None else stability_record(analysis),
+    }
+
+
+def stability_record(analysis: dict) -> dict:
+    a, i, g = (analysis[k] for k in ("reachability", "input_dependence", "geometry"))
+    return {
+        "n": analysis["n"],
+        "reachable_fraction": a["reachable_fraction"],
+        "rho_median": a["rho_median"],
+        "state_norm_growth": a["state_norm_growth_median"],
+        "input_dependent_at_fixed_h0": i["autonomy_input_dependent"],
+        "sensitivity_median": i["sensitivity_median"],
+        "distinct_fraction": i["distinct_fixed_points"] / analysis["n"],
+        "lipschitz_median": g["lipschitz_median"],
+        "cond_median": g["cond_median"],
+        "backward_converged_fraction": g["backward_converged_fraction"],
+        "verdicts": analysis["verdicts"],
     }
