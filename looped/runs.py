@@ -92,7 +92,8 @@ def _pack(obj, key: str, tensors: dict[str, torch.Tensor]):
     if isinstance(obj, dict):  # as pairs: optimizer state is keyed by parameter index (an int)
         return {"items": [[k, _pack(v, f"{key}.{k}", tensors)] for k, v in obj.items()]}
     if isinstance(obj, (list, tuple)):
-        return {"tuple" if isinstance(obj, tuple) else "list": [_pack(v, f"{key}.{i}", tensors) for i, v in enumerate(obj)]}
+        items = [_pack(v, f"{key}.{i}", tensors) for i, v in enumerate(obj)]
+        return {"tuple": items} if isinstance(obj, tuple) else {"list": items}
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     raise TypeError(f"cannot checkpoint a {type(obj).__name__} at {key}")

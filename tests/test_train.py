@@ -111,8 +111,9 @@ def test_training_is_deterministic_by_seed(tmp_path):
     (dict(recall="internal"), 0.9),
 ])
 def test_resume_continues_to_the_same_weights_and_metrics(tmp_path, variant, ema):
-    Trainer.create(tmp_path / "full", PS, LoopedConfig(**SMALL, **variant), small_train(steps=12, ema=ema)).run(show_progress=False)
-    interrupted = Trainer.create(tmp_path / "part", PS, LoopedConfig(**SMALL, **variant), small_train(steps=12, ema=ema))
+    model_cfg, train_cfg = LoopedConfig(**SMALL, **variant), small_train(steps=12, ema=ema)
+    Trainer.create(tmp_path / "full", PS, model_cfg, train_cfg).run(show_progress=False)
+    interrupted = Trainer.create(tmp_path / "part", PS, model_cfg, train_cfg)
     real_step = interrupted.train_step
 
     def crash_at_step_8():
@@ -242,7 +243,8 @@ def test_resume_restores_any_optimizer_through_its_state_dict(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        SGDTrainer.create(tmp_path / "part", PS, LoopedConfig(**SMALL), small_train(steps=10)).run(False, crash_at_step_7)
+        SGDTrainer.create(tmp_path / "part", PS, LoopedConfig(**SMALL), small_train(steps=10)).run(
+            show_progress=False, on_step=crash_at_step_7)
     resumed = SGDTrainer.resume(tmp_path / "part", steps=10)
     assert isinstance(resumed.opt, torch.optim.SGD) and resumed.step == 5
     assert all("momentum_buffer" in st for st in resumed.opt.state.values()) and resumed.opt.state
