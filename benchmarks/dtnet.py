@@ -39,17 +39,15 @@ import json
 import multiprocessing as mp
 import platform
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
 from looped import runs
-from looped.dtnet import DTNetConfig
 from looped.evaluate import EVAL_SEED_BASE, accuracy_curve
 from looped.config import config_from_dict
 from looped.tasks import get_task
-from looped.train import TrainConfig, Trainer
+from looped.train import TrainConfig, Trainer, model_config
 
 TARGET = 0.95
 
@@ -61,28 +59,28 @@ def recipes(base: dict, args: argparse.Namespace, seed: int) -> dict[str, tuple[
     dtnet = {**train, "train_iters": 30, "lr": 1e-3, "ema": None, "compile": args.dtnet_compile}
     return {
         "ours": ({**train, "ema": train.get("ema") if args.ema is None else args.ema}, config_from_dict(base["model"])),
-        f"dtnet-w{args.width}": (dtnet, DTNetConfig(width=args.width)),
+        f"dtnet-w{args.width}": (dtnet, model_config(get_task("prefix-sums"), "dtnet", {"width": args.width})),
     }
 
 
 def train_and_snapshot(name: str, train: dict, model_cfg, args: argparse.Namespace, out: Path) -> None:
     torch.set_num_threads(1)
-    trainer = Trainer(out / name, TrainConfig(**train), model_cfg, resume=False)
+    trainer = Trainer.create(out / name, get_task("prefix-sums"), model_cfg, TrainConfig(**train))
     snaps, averaged, next_snap, diverged = [], [], args.every, None
-    while trainer.progress() < 1.0:
-        t0 = time.perf_counter()
-        try:
-            trainer.train_step()
-        except FloatingPointError:
-            diverged = trainer.step + 1
-            break
-        trainer.elapsed += time.perf_counter() - t0
+
+    def take_snapshots(trainer: Trainer, row: dict) -> None:  # off the training clock
+        nonlocal next_snap
         if trainer.elapsed >= next_snap or trainer.progress() >= 1.0:
             when = {"train_s": round(trainer.elapsed, 1), "step": trainer.step}
             snaps.append({**when, "path": str(snapshot(out / name / f"snap-{len(snaps):03d}", trainer.model))})
             if trainer.average is not None:
                 averaged.append({**when, "path": str(snapshot(out / name / f"ema-{len(averaged):03d}", trainer.weights()))})
             next_snap += args.every
+
+    try:
+        trainer.run(show_progress=False, on_step=take_snapshots)
+    except FloatingPointError:
+        diverged = trainer.step + 1
     info = {"parameters": trainer.model.num_parameters(), "steps": trainer.step, "diverged_at_step": diverged}
     (out / f"{name}.train.json").write_text(json.dumps({**info, "snapshots": snaps}))
     if averaged:

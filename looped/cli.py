@@ -9,13 +9,16 @@ import argparse
 import json
 import os
 import sys
+import types
+import typing
+from dataclasses import fields
 from pathlib import Path
 
+from .config import ARCHITECTURES, DEFAULT_ARCH, ConfigError
 from .evaluate import LimitError
-from .config import ConfigError
-from .model import ATTENTIONS, INITS, OUTER_NORMS, RECALLS
 from .runs import RunError
 from .tasks import TASKS, InputError
+from .train import TrainConfig
 
 USER_ERRORS = (InputError, ConfigError, RunError, LimitError, FloatingPointError, OSError)
 
@@ -47,45 +50,17 @@ def build_parser() -> Parser:
     t.add_argument("--task", default="prefix-sums", help=TASK_HELP)
     t.add_argument("--data", type=Path, default=None, metavar="DIR",
                    help="data directory of a task that reads files (sequences: train.jsonl and <split>.jsonl)")
-    t.add_argument("--recall", default="internal", choices=RECALLS)
-    t.add_argument("--outer-norm", default="layernorm", choices=OUTER_NORMS)
-    t.add_argument("--init", default="embed", choices=INITS)
-    budget = t.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int)
-    budget.add_argument("--minutes", type=float)
-    t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", type=Path, required=True, help="run directory")
-    t.add_argument("--resume", action="store_true", help="continue the run in --out")
-    t.add_argument("--arch", choices=("looped", "dtnet"), default="looped",
+    t.add_argument("--resume", action="store_true", help="continue the run in --out (only the budget applies)")
+    t.add_argument("--arch", choices=tuple(ARCHITECTURES), default=DEFAULT_ARCH,
                    help="looped: the looped transformer; dtnet: the DeepThinking DT-net baseline (1D tasks)")
-    t.add_argument("--width", type=int, default=400, help="dtnet: channels")
-    t.add_argument("--d-model", type=int, default=None, help="default: the task's (32 prefix sums, 64 sudoku and chess)")
-    t.add_argument("--heads", type=int, default=None, help="default: the task's")
-    t.add_argument("--layers-per-loop", type=int, default=1)
-    t.add_argument("--attention", choices=ATTENTIONS, default=None, help="default: the task's")
-    t.add_argument("--causal", action=argparse.BooleanOptionalAction, default=None,
-                   help="local attention sees only earlier tokens (default: the task's)")
-    t.add_argument("--window", type=int, default=4, help="local attention: tokens seen on each side")
-    t.add_argument("--init-scale", type=float, default=1.0, help="multiply block weights at init")
-    t.add_argument("--train-iters", type=int, default=16, help="N, the maximum training depth")
-    t.add_argument("--alpha", type=float, default=1.0, help="progressive-loss weight (0: last-iteration loss)")
-    t.add_argument("--grad-window", type=int, default=None,
-                   help="backpropagate through at most this many iterations (memory flat in --train-iters)")
-    t.add_argument("--ema", type=float, default=None, metavar="DECAY",
-                   help="keep an exponential moving average of the weights (e.g. 0.999) and save it as the model")
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=2e-3)
-    t.add_argument("--weight-decay", type=float, default=0.01)
-    t.add_argument("--warmup-steps", type=int, default=200)
-    t.add_argument("--checkpoint-every", type=int, default=250)
-    t.add_argument("--eval-every", type=int, default=250)
-    t.add_argument("--augment", action="store_true", help="random validity-preserving transforms of training data")
-    t.add_argument("--masked-loss", action="store_true",
-                   help="train with a loss over each input's valid outputs only (chess: a softmax over the legal moves)")
-    t.add_argument("--compile", action="store_true", help="torch.compile the loop step")
-    t.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA only)")
-    t.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1, ...")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
+    seen: set[str] = set()
+    training = t.add_argument_group("training")
+    add_config_flags(training, TrainConfig, "train", seen, training.add_mutually_exclusive_group())
+    for arch, cls in ARCHITECTURES.items():
+        add_config_flags(t.add_argument_group(f"model, --arch {arch} (default: the task's, else the value shown)"),
+                         cls, "model", seen)
 
     e = sub.add_parser("eval", help="accuracy and residual at every iteration")
     e.add_argument("run", type=Path)
@@ -133,6 +108,73 @@ def build_parser() -> Parser:
     return p
 
 
+def add_config_flags(p, cls, prefix: str, seen: set[str], budget=None) -> None:
+    """One flag per field of the config dataclass ``cls``, dest ``prefix.field``, default None (so the
+    dataclass default applies), help from the field's doc. Dests in ``seen`` are skipped (shared fields).
+    ``budget``: the mutually exclusive group of ``steps`` and ``minutes``."""
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        dest = f"{prefix}.{f.name}"
+        if dest in seen:
+            continue
+        seen.add(dest)
+        flags = f.metadata.get("flags", (f"--{f.name.replace('_', '-')}",))
+        kind = _plain(hints[f.name])
+        shown = "" if f.default is None else f" (default: {_shown(f.default)})"
+        kw = {"dest": dest, "default": None, "help": f.metadata.get("help", "") + shown}
+        if kind is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        else:
+            kw["type"] = _parser_of(kind)
+            kw["metavar"] = f.name.upper()
+        if "choices" in f.metadata:
+            kw["choices"], kw["metavar"] = f.metadata["choices"], None
+        target = budget if budget is not None and f.name in ("steps", "minutes") else p
+        target.add_argument(*flags, **kw)
+
+
+def _plain(kind):
+    """``int | None`` -> ``int``."""
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    return args[0] if typing.get_origin(kind) in (typing.Union, types.UnionType) and len(args) == 1 else kind
+
+
+def _parser_of(kind):
+    if typing.get_origin(kind) is tuple:
+        item = typing.get_args(kind)[0]
+        if item is str:
+            return csv_list
+        if item is int:
+            return int_list
+        return json_value
+    return kind
+
+
+def _shown(default) -> str:
+    if isinstance(default, bool):
+        return "on" if default else "off"
+    return "none" if default == () else str(default)
+
+
+def int_list(text: str) -> list[int]:
+    try:
+        return [int(s) for s in csv_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def json_value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise argparse.ArgumentTypeError(f"expected JSON, got {text!r}") from None
+
+
+def given(args: argparse.Namespace, prefix: str) -> dict:
+    """The config fields under ``prefix`` given on the command line."""
+    return {k.split(".", 1)[1]: v for k, v in vars(args).items() if k.startswith(f"{prefix}.") and v is not None}
+
+
 def add_halting(p: argparse.ArgumentParser, off: str) -> None:
     p.add_argument("--halting", choices=("on", "off"), default="on",
                    help=f"on (default): each input stops once it halts; {off}")
@@ -163,28 +205,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .tasks import get_task
-    from .train import TrainConfig, model_config, resume, train
+    from .train import model_config, resume, train
 
-    train_cfg = TrainConfig(
-        seed=args.seed, steps=args.steps, minutes=args.minutes, batch_size=args.batch_size,
-        lr=args.lr, weight_decay=args.weight_decay, warmup_steps=args.warmup_steps, train_iters=args.train_iters,
-        alpha=args.alpha, grad_window=args.grad_window, ema=args.ema, eval_every=args.eval_every,
-        checkpoint_every=args.checkpoint_every, augment=args.augment, compile=args.compile, bf16=args.bf16,
-        device=args.device, masked_loss=args.masked_loss,
-    )  # validates the flags, and on --resume the new budget
+    train_cfg = TrainConfig(**given(args, "train"))  # validates the flags, and on --resume the new budget
     if args.resume:
-        out = resume(args.out, steps=args.steps, minutes=args.minutes, progress=not args.quiet)
+        out = resume(args.out, steps=train_cfg.steps, minutes=train_cfg.minutes, progress=not args.quiet)
     else:
+        overrides = given(args, "model")
+        foreign = sorted(set(overrides) - {f.name for f in fields(ARCHITECTURES[args.arch])})
+        if foreign:
+            raise UsageError(f"looped train: --{foreign[0].replace('_', '-')} does not apply to --arch {args.arch}")
         task = get_task(args.task, args.data)
-        if args.arch == "dtnet":
-            overrides = {"width": args.width}
-        else:
-            chosen = {"attention": args.attention, "d_model": args.d_model, "n_heads": args.heads, "causal": args.causal}
-            overrides = {k: v for k, v in chosen.items() if v is not None}
-            overrides.update(layers_per_loop=args.layers_per_loop, recall=args.recall, outer_norm=args.outer_norm,
-                             init=args.init, window=args.window, init_scale=args.init_scale)
-        model_cfg = model_config(task, args.arch, overrides)
-        out = train(task, args.out, train_cfg, model_cfg, progress=not args.quiet)
+        out = train(task, args.out, train_cfg, model_config(task, args.arch, overrides), progress=not args.quiet)
     if os.environ.get("RANK", "0") == "0":  # torchrun: only the main process reports
         print(f"run saved to {out}", file=sys.stderr)
     return 0

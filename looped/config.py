@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import types
 import typing
-from dataclasses import fields
+from dataclasses import field, fields
 
 import torch
 
@@ -47,6 +47,12 @@ def _describe(kind) -> str:
     if origin in (tuple, list):
         return "a list"
     return f"{'an' if kind.__name__[0] in 'aeiou' else 'a'} {kind.__name__}"
+
+
+def setting(default, help: str, **cli):
+    """A config field with its one-line doc (the ``looped train`` help); ``cli`` adds command-line
+    extras: ``choices``, and ``flags`` (the flag names, default ``--field-name``)."""
+    return field(default=default, metadata={"help": help, **cli})
 
 
 def check_field_types(cfg) -> None:

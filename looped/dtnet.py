@@ -20,17 +20,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import MAX_PARAMETERS, ConfigError, check_field_types, from_known_fields, register_architecture
+from .config import MAX_PARAMETERS, ConfigError, check_field_types, from_known_fields, register_architecture, setting
 from .model import Looped
 
 
 @register_architecture("dtnet")
 @dataclass
 class DTNetConfig:
-    vocab_size: int = 2
-    num_classes: int = 2
-    width: int = 400
-    blocks: int = 2
+    vocab_size: int = setting(2, "input tokens")
+    num_classes: int = setting(2, "output classes")
+    width: int = setting(400, "channels")
+    blocks: int = setting(2, "residual blocks in one iteration")
 
     def __post_init__(self) -> None:
         check_field_types(self)

@@ -33,14 +33,14 @@ restricted to tokens that share a group (``cfg.groups``: a sudoku cell's row, co
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .config import (DEFAULT_ARCH, MAX_PARAMETERS, ConfigError, check_field_types, from_known_fields,
-                     register_architecture)
+                     register_architecture, setting)
 
 RECALLS = ("none", "input", "internal")
 OUTER_NORMS = ("none", "layernorm", "rmsnorm")
@@ -51,21 +51,22 @@ ATTENTIONS = ("local", "full", "groups")
 @register_architecture(DEFAULT_ARCH)
 @dataclass
 class LoopedConfig:
-    vocab_size: int = 2
-    num_classes: int = 2
-    d_model: int = 32
-    n_heads: int = 4
-    mlp_ratio: int = 4
-    layers_per_loop: int = 1
-    recall: str = "internal"
-    outer_norm: str = "layernorm"
-    init: str = "embed"
-    attention: str = "local"
-    window: int = 4
-    causal: bool = True
-    position_sizes: tuple[int, ...] = field(default_factory=tuple)
-    groups: tuple[tuple[int, ...], ...] = field(default_factory=tuple)
-    init_scale: float = 1.0
+    vocab_size: int = setting(2, "input tokens")
+    num_classes: int = setting(2, "output classes")
+    d_model: int = setting(32, "width of the residual stream")
+    n_heads: int = setting(4, "attention heads", flags=("--heads", "--n-heads"))
+    mlp_ratio: int = setting(4, "MLP hidden width over d_model")
+    layers_per_loop: int = setting(1, "transformer blocks in one iteration")
+    recall: str = setting("internal", "how the input reaches the loop", choices=RECALLS)
+    outer_norm: str = setting("layernorm", "the norm at the iteration boundary", choices=OUTER_NORMS)
+    init: str = setting("embed", "the initial state h_0", choices=INITS)
+    attention: str = setting("local", "attention pattern", choices=ATTENTIONS)
+    window: int = setting(4, "local attention: tokens seen on each side")
+    causal: bool = setting(True, "local attention sees only earlier tokens")
+    position_sizes: tuple[int, ...] = setting((), "sizes of the categorical position features (comma-separated)")
+    groups: tuple[tuple[int, ...], ...] = setting(
+        (), "attention='groups': each token's group ids, as JSON (e.g. [[0,0],[0,1]])")
+    init_scale: float = setting(1.0, "multiply block weights at init")
 
     def __post_init__(self) -> None:
         check_field_types(self)

@@ -6,7 +6,8 @@ A run directory holds
   that is not shipped) and ``task_config`` (``Task.config()``) where they apply;
 * ``metrics.jsonl``: one JSON object per logged step;
 * ``model.safetensors``: the model weights (all a shipped model needs);
-* ``checkpoint.safetensors``: weights plus optimizer state and the step, for ``--resume``.
+* ``checkpoint.safetensors``: the state dicts of the model, optimizer and weight average, plus the
+  step, for ``--resume`` (``write_checkpoint``).
 
 Nothing is ever unpickled: tensors live in safetensors files and everything else in JSON.
 """
@@ -60,6 +61,54 @@ def read_tensors(path: Path, with_metadata: bool = False):
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise RunError(f"cannot read {path}: not a valid safetensors file ({str(e).splitlines()[0]})") from None
     return (tensors, meta) if with_metadata else tensors
+
+
+def write_checkpoint(path: Path, states: dict[str, dict], meta: dict[str, str]) -> None:
+    """Save ``states`` (name -> a ``state_dict()``: model, optimizer, ...) and string ``meta``.
+
+    Any state dict works: its tensors go into the safetensors file, the rest (numbers, lists,
+    the optimizer's integer keys) into its JSON metadata under ``states``.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+    tree = {name: _pack(state, name, tensors) for name, state in states.items()}
+    write_tensors(path, tensors, {**meta, "states": json.dumps(tree)})
+
+
+def read_checkpoint(path: Path) -> tuple[dict[str, dict], dict[str, str]]:
+    """The ``states`` and ``meta`` of ``write_checkpoint``. Raises ``RunError``."""
+    tensors, meta = read_tensors(path, with_metadata=True)
+    try:
+        tree = json.loads(meta.pop("states"))
+        return {name: _unpack(node, tensors) for name, node in tree.items()}, meta
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise RunError(f"{path} lacks training state ({e!r})") from None
+
+
+def _pack(obj, key: str, tensors: dict[str, torch.Tensor]):
+    """A JSON tree of ``obj`` in which each tensor is ``{"tensor": key}`` and each dict ``{"items": [[k, v], ...]}``."""
+    if isinstance(obj, torch.Tensor):
+        tensors[key] = obj
+        return {"tensor": key}
+    if isinstance(obj, dict):  # as pairs: optimizer state is keyed by parameter index (an int)
+        return {"items": [[k, _pack(v, f"{key}.{k}", tensors)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        items = [_pack(v, f"{key}.{i}", tensors) for i, v in enumerate(obj)]
+        return {"tuple": items} if isinstance(obj, tuple) else {"list": items}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    raise TypeError(f"cannot checkpoint a {type(obj).__name__} at {key}")
+
+
+def _unpack(node, tensors: dict[str, torch.Tensor]):
+    if not isinstance(node, dict):
+        return node
+    if "tensor" in node:
+        return tensors[node["tensor"]]
+    if "items" in node:
+        return {k: _unpack(v, tensors) for k, v in node["items"]}
+    if "tuple" in node:
+        return tuple(_unpack(v, tensors) for v in node["tuple"])
+    return [_unpack(v, tensors) for v in node["list"]]
 
 
 def read_config(run: Path) -> dict:

@@ -20,7 +20,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,37 +31,46 @@ from tqdm import tqdm
 from . import distributed, runs
 from .evaluate import EVAL_SEED_BASE
 from .dtnet import DTNetConfig
-from .config import ConfigError, check_field_types, config_from_dict, from_known_fields, pick_device
+from .config import (ARCHITECTURES, DEFAULT_ARCH, ConfigError, check_field_types, config_from_dict, from_known_fields,
+                     pick_device, setting)
 from .model import Looped, LoopedConfig
 from .tasks import Batch, Task, get_task, task_from_record, task_record
 from .tasks.base import token_cross_entropy
 
+DEPTH_SALT = 7  # the depth draws' RNG is seeded [seed, step, DEPTH_SALT], apart from the data's
+BATCH_SEED_STRIDE = 1_000_003  # batch seed = seed * stride + step: one per (seed, step) while step < stride
+TRAIN_ACC_SEED = EVAL_SEED_BASE - 1  # the logged training accuracy's examples, apart from every evaluation's
+TRAIN_ACC_DEPTH = 2  # the logged training accuracy runs this many times the training depth N
+
 
 @dataclass
 class TrainConfig:
-    task: str = "prefix-sums"
-    seed: int = 0
-    steps: int | None = None
-    minutes: float | None = None
-    batch_size: int = 128
-    lr: float = 2e-3
-    weight_decay: float = 0.01
-    warmup_steps: int = 200
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
-    train_iters: int = 16
-    alpha: float = 1.0
-    grad_window: int | None = None  # at most this many steps with gradient: memory flat in train_iters
-    ema: float | None = None  # decay of an exponential moving average of the weights; it is what gets saved
-    eval_every: int = 250
-    eval_size: int = 256
-    checkpoint_every: int = 250
-    train_splits: tuple[str, ...] | None = None
-    augment: bool = False
-    masked_loss: bool = False  # train with the task's loss over valid outputs only (Task.masked_loss)
-    compile: bool = False
-    bf16: bool = False  # bfloat16 autocast of the forward passes (CUDA only)
-    device: str = "auto"
+    seed: int = setting(0, "seed of the initialization, the data and the depth draws")
+    steps: int | None = setting(None, "budget: total optimizer steps")
+    minutes: float | None = setting(None, "budget: total minutes of training time")
+    batch_size: int = setting(128, "examples per step (over all processes)")
+    lr: float = setting(2e-3, "peak AdamW learning rate")
+    weight_decay: float = setting(0.01, "AdamW weight decay")
+    warmup_steps: int = setting(200, "linear learning-rate warmup steps")
+    min_lr_ratio: float = setting(0.1, "the cosine decay ends at this fraction of --lr")
+    grad_clip: float = setting(1.0, "clip the gradient norm to this")
+    train_iters: int = setting(16, "N, the maximum training depth")
+    alpha: float = setting(1.0, "progressive-loss weight (0: last-iteration loss)")
+    grad_window: int | None = setting(
+        None, "backpropagate through at most this many iterations (memory flat in --train-iters)")
+    ema: float | None = setting(
+        None, "keep an exponential moving average of the weights with this decay (e.g. 0.999); it is what gets saved")
+    eval_every: int = setting(250, "log training accuracy every this many steps")
+    eval_size: int = setting(256, "examples of that accuracy")
+    checkpoint_every: int = setting(250, "save a checkpoint every this many steps")
+    train_splits: tuple[str, ...] | None = setting(
+        None, "training splits, used in turn (comma-separated; default: the task's)")
+    augment: bool = setting(False, "random validity-preserving transforms of training data")
+    masked_loss: bool = setting(
+        False, "train with the task's loss over valid outputs only (chess: a softmax over the legal moves)")
+    compile: bool = setting(False, "torch.compile the loop step")
+    bf16: bool = setting(False, "bfloat16 autocast of the forward passes (CUDA only)")
+    device: str = setting("auto", "auto (CUDA if present), cpu, cuda, cuda:1, ...")
 
     def __post_init__(self) -> None:
         check_field_types(self)
@@ -92,9 +101,13 @@ class TrainConfig:
         if self.warmup_steps < 0 or self.weight_decay < 0:
             raise ConfigError("warmup_steps and weight_decay must not be negative")
 
+    def to_dict(self) -> dict:
+        return asdict(self)
+
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        return from_known_fields(cls, d, "train")
+        """Also reads run configs that repeated the task here (it is the run config's top-level ``task``)."""
+        return from_known_fields(cls, {k: v for k, v in d.items() if k != "task"}, "train")
 
 
 def progressive_loss(
@@ -131,7 +144,7 @@ def _segment_loss(model: Looped, batch: Batch, h0: torch.Tensor, n: int, k: int,
 
 def draw_depths(seed: int, step: int, total: int, window: int | None = None) -> tuple[int, int]:
     """``n ~ U{0..N-1}``, ``k ~ U{1..min(N-n, window)}``, a pure function of ``(seed, step)``."""
-    rng = np.random.default_rng([seed, step, 7])
+    rng = np.random.default_rng([seed, step, DEPTH_SALT])
     n = int(rng.integers(0, total))
     k = int(rng.integers(1, min(total - n, window or total) + 1))
     return n, k
@@ -146,12 +159,12 @@ def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
 
 
 def batch_seed(seed: int, step: int) -> int:
-    return seed * 1_000_003 + step
+    return seed * BATCH_SEED_STRIDE + step
 
 
 @torch.no_grad()
 def quick_accuracy(model: Looped, task: Task, split_name: str, n: int, iters: int, device) -> float:
-    batch = task.generate(task.split(split_name), n, seed=EVAL_SEED_BASE - 1).to(device)
+    batch = task.generate(task.split(split_name), n, seed=TRAIN_ACC_SEED).to(device)
     model.eval()
     gen = torch.Generator(device).manual_seed(0)
     out = model(batch.inputs, iters, positions=batch.positions, generator=gen)
@@ -159,95 +172,95 @@ def quick_accuracy(model: Looped, task: Task, split_name: str, n: int, iters: in
     return task.score(task.predict(batch.inputs, out.logits[iters]), batch.targets).float().mean().item()
 
 
-def _strip_prefix(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+TIME_BAR = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} of training time{postfix}"
 
 
 class Trainer:
-    """Owns a run directory: creates or resumes it, trains, checkpoints.
+    """Owns a run directory: trains, logs metrics and checkpoints.
 
-    ``task``: the ``Task`` of a new run (default: ``get_task(train_cfg.task)``); a resumed run
-    finds its task again from its config.
+    Make one with ``Trainer.create`` (a new run) or ``Trainer.resume`` (continue one); ``run()``
+    trains to the budget. The optimizer comes from ``make_optimizer``, and is checkpointed through
+    its own ``state_dict``, so a subclass may swap it.
     """
 
-    def __init__(self, out: Path, train_cfg: TrainConfig, model_cfg: LoopedConfig | DTNetConfig | None, resume: bool,
-                 task: Task | None = None):
-        self.out = Path(out)
-        if resume:
-            self._load_existing(train_cfg)
-        else:
-            if (self.out / runs.CONFIG).exists():
-                raise runs.RunError(f"{self.out} already holds a run; use --resume to continue it or pick a new --out")
-            if model_cfg is None:
-                raise ConfigError("a new run needs a model config")
-            self.task = get_task(train_cfg.task if task is None else task)
-            if train_cfg.augment and not self.task.can_augment:
-                raise ConfigError(f"task {self.task.name} has no augmentation; drop --augment")
-            if train_cfg.masked_loss and not self.task.can_mask_loss:
-                raise ConfigError(f"task {self.task.name} has no masked loss; drop --masked-loss")
-            self.cfg, self.model_cfg = replace(train_cfg, task=self.task.name), model_cfg
-            self.step, self.elapsed, self.metrics = 0, 0.0, []
-        self.ctx = distributed.setup(pick_device(self.cfg.device))
-        distributed.check_batch(self.cfg.batch_size, self.ctx)
+    def __init__(self, out: Path, task: Task, model_cfg: LoopedConfig | DTNetConfig, cfg: TrainConfig):
+        """Builds the model, weight average and optimizer of a run at step 0; writes nothing."""
+        self.out, self.task, self.model_cfg, self.cfg = Path(out), task, model_cfg, cfg
+        self.step, self.elapsed, self.metrics = 0, 0.0, []
+        self.ctx = distributed.setup(pick_device(cfg.device))
+        distributed.check_batch(cfg.batch_size, self.ctx)
         self.device = self.ctx.device
-        if self.cfg.bf16 and self.device.type != "cuda":
+        if cfg.bf16 and self.device.type != "cuda":
             raise ConfigError("bf16 autocast needs a CUDA device; drop --bf16 on the CPU")
-        torch.manual_seed(self.cfg.seed)
-        self.model = self.model_cfg.build().to(self.device)
-        self.average = None if self.cfg.ema is None else AveragedModel(
-            self.model, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema)
+        torch.manual_seed(cfg.seed)
+        self.model = model_cfg.build().to(self.device)
+        self.average = None if cfg.ema is None else AveragedModel(
+            self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)
         )  # copied before compiling; the first update copies the weights, so the copy's values do not matter
-        if self.cfg.compile:
+        if cfg.compile:
             self.model.compile_step()
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        if resume:
-            if self.ctx.main:
-                runs.remove_stale_temporaries(self.out)
-            self._restore_checkpoint()
+        self.opt = self.make_optimizer()
+
+    def make_optimizer(self) -> torch.optim.Optimizer:
+        """AdamW; ``train_step`` sets each group's ``lr`` from the schedule (``lr_at``)."""
+        return torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
+
+    @classmethod
+    def create(cls, out: str | Path, task: Task, model_cfg: LoopedConfig | DTNetConfig,
+               train_cfg: TrainConfig) -> "Trainer":
+        """A new run in ``out``, which must not hold one; writes its config.json."""
+        out = Path(out)
+        if (out / runs.CONFIG).exists():
+            raise runs.RunError(f"{out} already holds a run; use --resume to continue it or pick a new --out")
+        if train_cfg.augment and not task.can_augment:
+            raise ConfigError(f"task {task.name} has no augmentation; drop --augment")
+        if train_cfg.masked_loss and not task.can_mask_loss:
+            raise ConfigError(f"task {task.name} has no masked loss; drop --masked-loss")
+        trainer = cls(out, task, model_cfg, train_cfg)
+        trainer._start()
+        return trainer
+
+    @classmethod
+    def resume(cls, out: str | Path, steps: int | None = None, minutes: float | None = None) -> "Trainer":
+        """The run in ``out`` at its last checkpoint, given a new budget (total steps or minutes)."""
+        out = Path(out)
+        task, model_cfg, train_cfg = read_run(out)
+        trainer = cls(out, task, model_cfg, replace(train_cfg, steps=steps, minutes=minutes))
+        if trainer.ctx.main:
+            runs.remove_stale_temporaries(out)
+        if (out / runs.CHECKPOINT).exists():
+            trainer._restore()
+        trainer._start()  # records the new budget
+        return trainer
+
+    def _start(self) -> None:
         distributed.broadcast_parameters(self.model, self.ctx)
         if self.ctx.main:
             self.out.mkdir(parents=True, exist_ok=True)
-            runs.write_json(self.out / runs.CONFIG, self.config_dict())  # on resume: records the new budget
+            runs.write_json(self.out / runs.CONFIG, self.config_dict())
 
     def config_dict(self) -> dict:
-        return {**task_record(self.task), "model": self.model_cfg.to_dict(), "train": asdict(self.cfg)}
+        return {**task_record(self.task), "model": self.model_cfg.to_dict(), "train": self.cfg.to_dict()}
 
-    def _load_existing(self, override: TrainConfig) -> None:
-        saved = runs.read_config(self.out)
-        if not isinstance(saved.get("train"), dict):
-            raise runs.RunError(f"{self.out} has no training config to resume (is it a shipped model?)")
-        try:
-            self.task = task_from_record(saved)
-            self.model_cfg = config_from_dict(saved["model"])
-            train = TrainConfig.from_dict(saved["train"])
-        except (TypeError, ValueError) as e:
-            raise runs.RunError(f"{self.out / runs.CONFIG}: {e}") from None
-        # A resumed run may be given a new budget; everything else stays as first configured.
-        train.steps, train.minutes = override.steps, override.minutes
-        self.cfg = TrainConfig.from_dict(asdict(train))
+    def states(self) -> dict[str, dict]:
+        """What a checkpoint holds: the state dicts of the model, optimizer and weight average."""
+        states = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict()}
+        if self.average is not None:
+            states["ema"] = self.average.state_dict()
+        return states
 
-    def _restore_checkpoint(self) -> None:
+    def _restore(self) -> None:
         path = self.out / runs.CHECKPOINT
-        if not path.exists():
-            self.step, self.elapsed, self.metrics = 0, 0.0, []
-            return
-        tensors, meta = runs.read_tensors(path, with_metadata=True)
+        states, meta = runs.read_checkpoint(path)
         try:
             self.step, self.elapsed = int(meta["step"]), float(meta["elapsed"])
-            opt_steps = json.loads(meta["opt_steps"])
-            self.model.load_state_dict(_strip_prefix(tensors, "model."))
+            self.model.load_state_dict(states["model"])
+            self.opt.load_state_dict(states["optimizer"])
             if self.average is not None:
-                self.average.load_state_dict(_strip_prefix(tensors, "ema."))
-            for name, p in self.model.named_parameters():
-                if name in opt_steps:  # parameters that never had a gradient have no optimizer state
-                    self.opt.state[p] = {
-                        "step": torch.tensor(float(opt_steps[name])),
-                        "exp_avg": tensors[f"exp_avg.{name}"].to(self.device),
-                        "exp_avg_sq": tensors[f"exp_avg_sq.{name}"].to(self.device),
-                    }
-        except (KeyError, ValueError, TypeError) as e:
-            raise runs.RunError(f"{path} lacks training state ({e})") from None
-        except RuntimeError as e:
+                self.average.load_state_dict(states["ema"])
+        except (KeyError, TypeError) as e:
+            raise runs.RunError(f"{path} lacks training state ({e!r})") from None
+        except (RuntimeError, ValueError) as e:
             raise runs.RunError(f"{path} does not match the run config: {str(e).splitlines()[0]}") from None
         self.metrics = [m for m in runs.read_metrics(self.out) if m.get("step", 0) <= self.step]
 
@@ -257,19 +270,8 @@ class Trainer:
             return
         lines = "".join(json.dumps(m) + "\n" for m in self.metrics)
         runs.atomic_write(self.out / runs.METRICS, lambda tmp: Path(tmp).write_text(lines))
-        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-        if self.average is not None:
-            tensors.update({f"ema.{k}": v for k, v in self.average.state_dict().items()})
-        opt_steps = {}
-        for name, p in self.model.named_parameters():
-            st = self.opt.state.get(p)
-            if st:
-                tensors[f"exp_avg.{name}"] = st["exp_avg"]
-                tensors[f"exp_avg_sq.{name}"] = st["exp_avg_sq"]
-                opt_steps[name] = float(st["step"])
-        meta = {"step": str(self.step), "elapsed": repr(self.elapsed), "opt_steps": json.dumps(opt_steps),
-                "world_size": str(self.ctx.world)}
-        runs.write_tensors(self.out / runs.CHECKPOINT, tensors, meta)
+        meta = {"step": str(self.step), "elapsed": repr(self.elapsed), "world_size": str(self.ctx.world)}
+        runs.write_checkpoint(self.out / runs.CHECKPOINT, self.states(), meta)
         runs.write_tensors(self.out / runs.WEIGHTS, self.weights().state_dict())
 
     def weights(self) -> Looped:
@@ -316,12 +318,17 @@ class Trainer:
         self.step += 1
         return distributed.average(loss.detach().clone(), self.ctx).item(), grad_norm.item()
 
-    def run(self, show_progress: bool = True) -> Path:
+    def run(self, show_progress: bool = True,
+            on_step: Callable[["Trainer", dict], None] | None = None) -> Path:
+        """Train to the budget, then return the run directory.
+
+        ``on_step(trainer, row)`` is called after every step with that step's metrics row, after any
+        checkpoint; its time does not count on the training clock (``elapsed``).
+        """
         cfg = self.cfg
         self.model.train()
-        bar = tqdm(total=cfg.steps, initial=self.step, disable=not (show_progress and self.ctx.main), desc=f"train {self.out.name}",
-                   unit="step", dynamic_ncols=True)
-        last = time.perf_counter()
+        bar, shown, first, start = self._progress_bar(show_progress), {}, self.step, time.perf_counter()
+        last = start
         while self.progress() < 1.0:
             loss, grad_norm = self.train_step()
             now = time.perf_counter()
@@ -330,33 +337,61 @@ class Trainer:
             row = {"step": self.step, "loss": loss, "grad_norm": grad_norm, "lr": self.opt.param_groups[0]["lr"],
                    "elapsed_s": round(self.elapsed, 3)}
             if self.ctx.main and (self.step % cfg.eval_every == 0 or self.progress() >= 1.0):
-                row["train_acc"] = quick_accuracy(  # at 2N iterations: can it solve training inputs at all
+                row["train_acc"] = quick_accuracy(  # can it solve training inputs at all
                     self.weights(), self.task, (cfg.train_splits or self.task.train_splits)[-1], cfg.eval_size,
-                    2 * cfg.train_iters, self.device,
+                    TRAIN_ACC_DEPTH * cfg.train_iters, self.device,
                 )
-                bar.set_postfix(loss=f"{loss:.4f}", acc=f"{row['train_acc']:.3f}")
+                shown.update(loss=f"{loss:.4f}", acc=f"{row['train_acc']:.3f}")
             self.metrics.append(row)
             if self.step % cfg.checkpoint_every == 0 or self.progress() >= 1.0:
                 self.save()
                 last = time.perf_counter()
-            bar.update(1)
+            if on_step is not None:
+                on_step(self, row)
+                last = time.perf_counter()
+            if cfg.minutes is not None:
+                shown.update(step=self.step, rate=f"{(self.step - first) / (time.perf_counter() - start):.2f} step/s")
+            bar.set_postfix(shown, refresh=False)
+            bar.update(self._bar_position() - bar.n)
         bar.close()
         return self.out
 
+    def _progress_bar(self, show: bool) -> tqdm:
+        """Over steps for a step budget; with ``minutes``, over seconds of training time, with time left
+        and steps in the postfix (a run with both budgets stops at whichever comes first)."""
+        common = {"disable": not (show and self.ctx.main), "desc": f"train {self.out.name}", "dynamic_ncols": True}
+        if self.cfg.minutes is None:
+            return tqdm(total=self.cfg.steps, initial=self.step, unit="step", **common)
+        return tqdm(total=60 * self.cfg.minutes, initial=self._bar_position(), bar_format=TIME_BAR, **common)
 
-def model_config(task: Task, arch: str = "looped", overrides: dict | None = None) -> LoopedConfig | DTNetConfig:
+    def _bar_position(self) -> float:
+        return self.step if self.cfg.minutes is None else min(self.progress(), 1.0) * 60 * self.cfg.minutes
+
+
+def read_run(out: Path) -> tuple[Task, LoopedConfig | DTNetConfig, TrainConfig]:
+    """The task, model config and training config a run directory records. Raises ``RunError``."""
+    saved = runs.read_config(out)
+    if not isinstance(saved.get("train"), dict):
+        raise runs.RunError(f"{out} has no training config to resume (is it a shipped model?)")
+    try:
+        return task_from_record(saved), config_from_dict(saved["model"]), TrainConfig.from_dict(saved["train"])
+    except (TypeError, ValueError) as e:
+        raise runs.RunError(f"{out / runs.CONFIG}: {e}") from None
+
+
+def model_config(task: Task, arch: str = DEFAULT_ARCH, overrides: dict | None = None) -> LoopedConfig | DTNetConfig:
     """The model config of a new run: the task's defaults (``Task.model_defaults``), then ``overrides``.
 
-    arch: ``looped`` (``LoopedConfig``) or ``dtnet`` (``DTNetConfig``, which takes only the task's
-    vocabulary and classes). Unknown override keys raise ``ConfigError``.
+    arch: a registered architecture, ``looped`` (``LoopedConfig``) or ``dtnet`` (``DTNetConfig``).
+    Task defaults the architecture has no field for do not apply (a DT-net has no attention);
+    unknown override keys raise ``ConfigError``.
     """
-    kinds = {"looped": LoopedConfig, "dtnet": DTNetConfig}
-    if arch not in kinds:
-        raise ConfigError(f"unknown model architecture {arch!r}; choose from {', '.join(kinds)}")
-    defaults = task.model_defaults()
-    if arch == "dtnet":  # a convolution over the sequence: only the vocabulary and classes carry over
-        defaults = {"vocab_size": defaults["vocab_size"], "num_classes": defaults["num_classes"]}
-    return kinds[arch].from_dict({**defaults, **(overrides or {})})
+    if arch not in ARCHITECTURES:
+        raise ConfigError(f"unknown model architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
+    cls = ARCHITECTURES[arch]
+    names = {f.name for f in fields(cls)}
+    defaults = {k: v for k, v in task.model_defaults().items() if k in names}
+    return cls.from_dict({**defaults, **(overrides or {})})
 
 
 def train(task: str | Task | type[Task], out: str | Path, config: TrainConfig,
@@ -367,8 +402,7 @@ def train(task: str | Task | type[Task], out: str | Path, config: TrainConfig,
     Args:
         task: a registered name (``"prefix-sums"``), ``"package.module:ClassName"``, a ``Task``
             subclass or instance.
-        config: the training config (budget, optimizer, depth N, seed); its ``task`` is replaced by
-            the task's name.
+        config: the training config (budget, optimizer, depth N, seed).
         model: the model config; default ``model_config(task)``.
         data: a data directory for tasks that read files (``"sequences"``).
         progress: show a progress bar.
@@ -376,8 +410,7 @@ def train(task: str | Task | type[Task], out: str | Path, config: TrainConfig,
     task = get_task(task, data)
     model = model_config(task) if model is None else model
     try:
-        trainer = Trainer(Path(out), config, model, resume=False, task=task)
-        return trainer.run(show_progress=progress)
+        return Trainer.create(out, task, model, config).run(show_progress=progress)
     finally:
         distributed.teardown()
 
@@ -385,7 +418,6 @@ def train(task: str | Task | type[Task], out: str | Path, config: TrainConfig,
 def resume(out: str | Path, steps: int | None = None, minutes: float | None = None, progress: bool = True) -> Path:
     """Continue the run in ``out`` to a new budget (the total steps or minutes); returns its path."""
     try:
-        trainer = Trainer(Path(out), TrainConfig(steps=steps, minutes=minutes), None, resume=True)
-        return trainer.run(show_progress=progress)
+        return Trainer.resume(out, steps, minutes).run(show_progress=progress)
     finally:
         distributed.teardown()

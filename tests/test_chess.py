@@ -283,9 +283,9 @@ def test_chess_trains_with_masked_loss_and_augmentation(tmp_path):
 
     task = get_task("chess")
     model_cfg = LoopedConfig(**{**task.model_defaults(), "d_model": 16, "n_heads": 2})
-    cfg = TrainConfig(task="chess", steps=3, batch_size=8, train_iters=2, eval_every=3, eval_size=8,
+    cfg = TrainConfig(steps=3, batch_size=8, train_iters=2, eval_every=3, eval_size=8,
                       checkpoint_every=3, warmup_steps=1, masked_loss=True, augment=True, device="cpu")
-    Trainer(tmp_path / "r", cfg, model_cfg, resume=False).run(show_progress=False)
+    Trainer.create(tmp_path / "r", task, model_cfg, cfg).run(show_progress=False)
 
     metrics = runs.read_metrics(tmp_path / "r")
     assert len(metrics) == 3 and all(np.isfinite(m["loss"]) for m in metrics)

@@ -285,3 +285,45 @@ def test_analyze_on_a_divergent_model_says_unreachable_without_nan(tmp_path):
     assert "reachable? no" in proc.stderr and "nan" not in proc.stderr.lower()
     growth = result["reachability"]["state_norm_growth_median"]
     assert growth is None or growth > 10  # the state blows up without outer norm
+
+
+def test_every_config_field_has_a_train_flag_defaulting_to_the_dataclass():
+    from dataclasses import fields
+
+    from looped import cli
+    from looped.dtnet import DTNetConfig
+    from looped.model import LoopedConfig
+    from looped.train import TrainConfig
+
+    args = cli.build_parser().parse_args(["train", "--out", "x"])
+    for prefix, cls in (("train", TrainConfig), ("model", LoopedConfig), ("model", DTNetConfig)):
+        for f in fields(cls):
+            assert getattr(args, f"{prefix}.{f.name}") is None, f.name  # None: the dataclass default applies
+    assert cli.given(args, "train") == {} and cli.given(args, "model") == {}
+
+
+def test_train_flags_reach_the_run_config(tmp_path, capsys):
+    from looped import cli
+
+    out = tmp_path / "r"
+    assert cli.main(["train", "--out", str(out), "--steps", "2", "--batch-size", "4", "--train-iters", "2",
+                     "--d-model", "8", "--heads", "2", "--mlp-ratio", "2", "--grad-clip", "0.5",
+                     "--min-lr-ratio", "0.2", "--eval-size", "3", "--train-splits", "8,16", "--no-causal",
+                     "--layers-per-loop", "2", "--quiet", "--device", "cpu"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert {k: cfg["train"][k] for k in ("grad_clip", "min_lr_ratio", "eval_size", "train_splits", "lr")} == {
+        "grad_clip": 0.5, "min_lr_ratio": 0.2, "eval_size": 3, "train_splits": ["8", "16"], "lr": 2e-3}
+    assert {k: cfg["model"][k] for k in ("mlp_ratio", "causal", "n_heads", "layers_per_loop", "window")} == {
+        "mlp_ratio": 2, "causal": False, "n_heads": 2, "layers_per_loop": 2, "window": 4}
+    assert "task" not in cfg["train"] and cfg["task"] == "prefix-sums"
+    out = tmp_path / "dt"
+    assert cli.main(["train", "--arch", "dtnet", "--width", "8", "--blocks", "1", "--out", str(out), "--steps", "1",
+                     "--batch-size", "2", "--train-iters", "2", "--quiet", "--device", "cpu"]) == 0
+    model = json.loads((out / "config.json").read_text())["model"]
+    assert (model["width"], model["blocks"]) == (8, 1)
+
+
+def test_a_flag_of_another_architecture_is_refused(tmp_path):
+    proc = looped("train", "--arch", "dtnet", "--recall", "none", "--steps", "1", "--out", tmp_path / "r")
+    assert_user_error(proc)
+    assert "--recall does not apply to --arch dtnet" in proc.stderr and not (tmp_path / "r").exists()

@@ -10,6 +10,7 @@ from looped.tasks import get_task
 from looped.train import TrainConfig, Trainer, draw_depths, lr_at, progressive_loss
 
 SMALL = dict(d_model=16, n_heads=2, window=4)
+PS = get_task("prefix-sums")
 
 
 def small_train(**kw):
@@ -96,8 +97,8 @@ def weights(run):
 
 def test_training_is_deterministic_by_seed(tmp_path):
     for name in ("a", "b"):
-        Trainer(tmp_path / name, small_train(seed=3), LoopedConfig(**SMALL), resume=False).run(show_progress=False)
-    Trainer(tmp_path / "c", small_train(seed=4), LoopedConfig(**SMALL), resume=False).run(show_progress=False)
+        Trainer.create(tmp_path / name, PS, LoopedConfig(**SMALL), small_train(seed=3)).run(show_progress=False)
+    Trainer.create(tmp_path / "c", PS, LoopedConfig(**SMALL), small_train(seed=4)).run(show_progress=False)
     wa, wb, wc = weights(tmp_path / "a"), weights(tmp_path / "b"), weights(tmp_path / "c")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     assert not all(torch.equal(wa[k], wc[k]) for k in wa)
@@ -109,8 +110,9 @@ def test_training_is_deterministic_by_seed(tmp_path):
     (dict(recall="internal"), 0.9),
 ])
 def test_resume_continues_to_the_same_weights_and_metrics(tmp_path, variant, ema):
-    Trainer(tmp_path / "full", small_train(steps=12, ema=ema), LoopedConfig(**SMALL, **variant), resume=False).run(show_progress=False)
-    interrupted = Trainer(tmp_path / "part", small_train(steps=12, ema=ema), LoopedConfig(**SMALL, **variant), resume=False)
+    model_cfg, train_cfg = LoopedConfig(**SMALL, **variant), small_train(steps=12, ema=ema)
+    Trainer.create(tmp_path / "full", PS, model_cfg, train_cfg).run(show_progress=False)
+    interrupted = Trainer.create(tmp_path / "part", PS, model_cfg, train_cfg)
     real_step = interrupted.train_step
 
     def crash_at_step_8():
@@ -121,7 +123,7 @@ def test_resume_continues_to_the_same_weights_and_metrics(tmp_path, variant, ema
     interrupted.train_step = crash_at_step_8
     with pytest.raises(KeyboardInterrupt):
         interrupted.run(show_progress=False)
-    resumed = Trainer(tmp_path / "part", small_train(steps=12), None, resume=True)
+    resumed = Trainer.resume(tmp_path / "part", steps=12)
     assert resumed.step == 5  # the last checkpoint; steps 6-8 are redone
     resumed.run(show_progress=False)
     wf, wp = weights(tmp_path / "full"), weights(tmp_path / "part")
@@ -132,7 +134,7 @@ def test_resume_continues_to_the_same_weights_and_metrics(tmp_path, variant, ema
 
 def test_ema_saves_the_moving_average_of_the_trained_weights(tmp_path):
     decay = 0.7
-    trainer = Trainer(tmp_path / "r", small_train(steps=6, ema=decay), LoopedConfig(**SMALL), resume=False)
+    trainer = Trainer.create(tmp_path / "r", PS, LoopedConfig(**SMALL), small_train(steps=6, ema=decay))
     real_step, seen = trainer.train_step, []
 
     def step_and_record():
@@ -152,15 +154,15 @@ def test_ema_saves_the_moving_average_of_the_trained_weights(tmp_path):
 
 
 def test_resume_with_a_new_budget_records_it(tmp_path):
-    Trainer(tmp_path / "r", small_train(steps=4), LoopedConfig(**SMALL), resume=False).run(show_progress=False)
-    Trainer(tmp_path / "r", small_train(steps=6), None, resume=True).run(show_progress=False)
+    Trainer.create(tmp_path / "r", PS, LoopedConfig(**SMALL), small_train(steps=4)).run(show_progress=False)
+    Trainer.resume(tmp_path / "r", steps=6).run(show_progress=False)
     cfg = json.loads((tmp_path / "r" / "config.json").read_text())
     assert cfg["train"]["steps"] == 6 and cfg["model"]["d_model"] == 16
     assert [r["step"] for r in runs.read_metrics(tmp_path / "r")] == list(range(1, 7))
 
 
 def test_run_directory_layout(tmp_path):
-    Trainer(tmp_path / "r", small_train(), LoopedConfig(**SMALL), resume=False).run(show_progress=False)
+    Trainer.create(tmp_path / "r", PS, LoopedConfig(**SMALL), small_train()).run(show_progress=False)
     files = {p.name for p in (tmp_path / "r").iterdir()}
     assert {"config.json", "metrics.jsonl", "model.safetensors", "checkpoint.safetensors"} <= files
     assert not [f for f in files if f.endswith(".tmp")]
@@ -173,9 +175,9 @@ def test_run_directory_layout(tmp_path):
 
 
 def test_refuses_to_overwrite_an_existing_run(tmp_path):
-    Trainer(tmp_path / "r", small_train(steps=2), LoopedConfig(**SMALL), resume=False).run(show_progress=False)
+    Trainer.create(tmp_path / "r", PS, LoopedConfig(**SMALL), small_train(steps=2)).run(show_progress=False)
     with pytest.raises(runs.RunError):
-        Trainer(tmp_path / "r", small_train(steps=2), LoopedConfig(**SMALL), resume=False)
+        Trainer.create(tmp_path / "r", PS, LoopedConfig(**SMALL), small_train(steps=2))
 
 
 @pytest.mark.parametrize("kw", [dict(steps=None), dict(alpha=1.5), dict(batch_size=0), dict(lr=-1.0), dict(steps=0),
@@ -213,10 +215,10 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path,
 
 
 def test_resume_clears_temporaries_of_a_killed_write(tmp_path):
-    Trainer(tmp_path / "r", small_train(steps=2), LoopedConfig(**SMALL), resume=False).run(show_progress=False)
+    Trainer.create(tmp_path / "r", PS, LoopedConfig(**SMALL), small_train(steps=2)).run(show_progress=False)
     stale = tmp_path / "r" / ".checkpoint.safetensors.x1y2.tmp"
     stale.write_bytes(b"half a checkpoint")
-    Trainer(tmp_path / "r", small_train(steps=3), None, resume=True).run(show_progress=False)
+    Trainer.resume(tmp_path / "r", steps=3).run(show_progress=False)
     assert not stale.exists()
 
 
@@ -224,11 +226,84 @@ def test_bf16_needs_cuda(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("a CUDA device is present")
     with pytest.raises(ConfigError, match="needs a CUDA device"):
-        Trainer(tmp_path / "r", small_train(bf16=True), LoopedConfig(**SMALL), resume=False)
+        Trainer.create(tmp_path / "r", PS, LoopedConfig(**SMALL), small_train(bf16=True))
     assert not (tmp_path / "r").exists()
 
 
 def test_masked_loss_needs_a_task_that_has_one(tmp_path):
     with pytest.raises(ConfigError, match="no masked loss"):
-        Trainer(tmp_path / "r", small_train(masked_loss=True), LoopedConfig(**SMALL), resume=False)
+        Trainer.create(tmp_path / "r", PS, LoopedConfig(**SMALL), small_train(masked_loss=True))
     assert not (tmp_path / "r").exists()
+
+
+class SGDTrainer(Trainer):
+    def make_optimizer(self):
+        return torch.optim.SGD(self.model.parameters(), lr=self.cfg.lr, momentum=0.9, nesterov=True)
+
+
+def test_resume_restores_any_optimizer_through_its_state_dict(tmp_path):
+    SGDTrainer.create(tmp_path / "full", PS, LoopedConfig(**SMALL), small_train(steps=10)).run(show_progress=False)
+    def crash_at_step_7(trainer, row):
+        if trainer.step == 7:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        SGDTrainer.create(tmp_path / "part", PS, LoopedConfig(**SMALL), small_train(steps=10)).run(
+            show_progress=False, on_step=crash_at_step_7)
+    resumed = SGDTrainer.resume(tmp_path / "part", steps=10)
+    assert isinstance(resumed.opt, torch.optim.SGD) and resumed.step == 5
+    assert all("momentum_buffer" in st for st in resumed.opt.state.values()) and resumed.opt.state
+    resumed.run(show_progress=False)
+    wf, wp = weights(tmp_path / "full"), weights(tmp_path / "part")
+    assert all(torch.equal(wf[k], wp[k]) for k in wf)
+
+
+def test_checkpoint_round_trips_nested_state(tmp_path):
+    state = {"state": {0: {"step": torch.tensor(3.0), "buf": torch.arange(4.0), "none": None}},
+             "param_groups": [{"lr": 0.1, "betas": (0.9, 0.99), "params": [0], "fused": None, "name": "a.b"}]}
+    runs.write_checkpoint(tmp_path / "c.safetensors", {"optimizer": state}, {"step": "7"})
+    back, meta = runs.read_checkpoint(tmp_path / "c.safetensors")
+    assert meta == {"step": "7"}
+    assert list(back["optimizer"]["state"]) == [0]  # integer keys stay integers
+    assert torch.equal(back["optimizer"]["state"][0]["buf"], torch.arange(4.0))
+    assert back["optimizer"]["state"][0]["none"] is None
+    assert back["optimizer"]["param_groups"] == state["param_groups"]
+
+
+def test_on_step_sees_every_step_off_the_clock(tmp_path, monkeypatch):
+    import importlib
+    import types
+
+    clock = [0.0]  # a fake clock that only the callback moves
+    fake_time = types.SimpleNamespace(perf_counter=lambda: clock[0])
+    monkeypatch.setattr(importlib.import_module("looped.train"), "time", fake_time)
+    seen = []
+
+    def on_step(trainer, row):
+        seen.append((trainer.step, row["step"], trainer.elapsed))
+        clock[0] += 100.0
+
+    Trainer.create(tmp_path / "r", PS, LoopedConfig(**SMALL), small_train(steps=4)).run(False, on_step)
+    assert [s[:2] for s in seen] == [(i, i) for i in range(1, 5)]
+    assert [s[2] for s in seen] == [0.0] * 4  # the callback's time is not training time
+
+
+def test_a_run_config_that_repeats_the_task_in_train_still_resumes(tmp_path):
+    Trainer.create(tmp_path / "r", PS, LoopedConfig(**SMALL), small_train(steps=2)).run(show_progress=False)
+    path = tmp_path / "r" / "config.json"
+    cfg = json.loads(path.read_text())
+    assert "task" not in cfg["train"] and cfg["task"] == "prefix-sums"
+    cfg["train"]["task"] = "prefix-sums"  # as older runs wrote it
+    path.write_text(json.dumps(cfg))
+    Trainer.resume(tmp_path / "r", steps=3).run(show_progress=False)
+    assert "task" not in json.loads(path.read_text())["train"]
+
+
+def test_a_time_budget_shows_how_far_along_the_run_is(tmp_path, capsys):
+    Trainer.create(tmp_path / "t", PS, LoopedConfig(**SMALL), small_train(steps=None, minutes=0.01)).run()
+    err = capsys.readouterr().err
+    assert "100%|" in err and "<00:00 of training time" in err and "step/s" in err
+    steps = len(runs.read_metrics(tmp_path / "t"))
+    assert f"step={steps}," in err.rsplit("\r", 1)[-1]  # the last refresh counts every step
+    Trainer.create(tmp_path / "s", PS, LoopedConfig(**SMALL), small_train(steps=3)).run()
+    assert "3/3" in capsys.readouterr().err

@@ -122,19 +122,20 @@ def train(spec: RunSpec, run: Path, compile: bool) -> None:
         return
     plan = spec.plan
     cfg = TrainConfig(
-        task=plan.task, seed=spec.seed, steps=plan.steps, batch_size=plan.batch_size, lr=plan.lr,
+        seed=spec.seed, steps=plan.steps, batch_size=plan.batch_size, lr=plan.lr,
         warmup_steps=min(200, plan.steps // 10), train_iters=plan.train_iters, alpha=0.0 if spec.baseline else plan.alpha,
         eval_every=plan.steps, checkpoint_every=max(1, plan.steps // 20), augment=plan.augment,
         compile=compile, device="auto",
     )
-    resume = (run / runs.CONFIG).exists()
-    model_cfg = None
-    if not resume:
+    if (run / runs.CONFIG).exists():
+        trainer = Trainer.resume(run, cfg.steps)
+    else:
         sizes = {k: v for k, v in (("d_model", plan.d_model), ("n_heads", plan.n_heads)) if v is not None}
         overrides = {**sizes, "recall": spec.recall, "outer_norm": spec.norm}
-        model_cfg = model_config(get_task(plan.task), overrides=overrides)
+        task = get_task(plan.task)
+        trainer = Trainer.create(run, task, model_config(task, overrides=overrides), cfg)
     try:
-        Trainer(run, cfg, model_cfg, resume=resume).run(show_progress=False)
+        trainer.run(show_progress=False)
     except FloatingPointError as e:
         if not (run / runs.WEIGHTS).exists():
             raise
