@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from looped.reproduce import claims
-from looped.reproduce.budgets import BUDGETS, NORMS, RECALLS
+from looped.model import RECALLS
+from looped.reproduce.budgets import BUDGETS, NORMS
 from looped.reproduce.claims import INCONCLUSIVE, NO_POWER, NOT_SUPPORTED, SUPPORTED
 from looped.reproduce.report import CURVES_PNG, SCORE_PNG, write_report
 

@@ -26,9 +26,10 @@ from .. import runs
 from ..analyze import analyze_run
 from ..config import pick_device
 from ..evaluate import EVAL_SEED_BASE, outcomes
+from ..model import RECALLS
 from ..tasks import get_task
 from ..train import TrainConfig, Trainer, model_config
-from .budgets import NORMS, RECALLS, Budget, TaskPlan
+from .budgets import NORMS, Budget, TaskPlan
 
 RECORD = "record.json"
 DIVERGED = "diverged.json"

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from .. import runs
-from .budgets import NORMS, RECALLS
+from ..model import RECALLS
+from .budgets import NORMS
 from .claims import (RECALL_NORM, RULES, Verdict, baselines, c5_runs, grid_runs, learned, relative_hard_accuracy,
                      spearman, stability_score, tasks_of)
 
