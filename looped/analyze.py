@@ -38,6 +38,8 @@ MIN_SENSITIVITY = 1e-3
 DISTINCT_FRACTION = 0.5
 MAX_LIPSCHITZ = 1e3
 MAX_COND = 1e4
+LIPSCHITZ_DIRECTIONS = 2  # random input directions of the Lipschitz estimate
+BASIN_TRIALS = 3  # random initial states of the basin check
 
 
 def _median(t: torch.Tensor) -> float:
@@ -85,10 +87,10 @@ def analyze(model: Looped, task: Task, split: str | None = None, n: int = 16, ma
     auto = stability.autonomy_check(F, h0, x, max_iter=max_iter, tol=tol, agree=AGREE)
     final_res = res.residuals.nan_to_num(nan=math.inf).amin(dim=1)
     distinct = stability.count_distinct(h, final_res)
-    lip = stability.lipschitz(F, h, x, directions=2, max_iter=max_iter, tol=tol)
+    lip = stability.lipschitz(F, h, x, directions=LIPSCHITZ_DIRECTIONS, max_iter=max_iter, tol=tol)
     cond, exact = stability.condition_number(F, h, x, dense_limit=dense_limit)
     back = stability.backward_stability(F, h, x)
-    basin = stability.basins(F, h0, x, trials=3, max_iter=max_iter, tol=tol)
+    basin = stability.basins(F, h0, x, trials=BASIN_TRIALS, max_iter=max_iter, tol=tol)
     growth = stability.norm_growth(F, h0, x, max_iter)
     with torch.no_grad():
         pred = task.predict(batch.inputs, model.readout(h).cpu())

@@ -14,6 +14,7 @@ from .tasks import Batch, InputError, Task
 
 EVAL_SEED_BASE = 10**12  # evaluation data never shares a seed with training batches
 MAX_ELEMENTS = int(os.environ.get("LOOPED_MAX_ELEMENTS", 2_000_000_000))  # examples x length x iterations per call
+COMPACT_AT = 0.75  # halting: drop finished samples from the batch once at most this share is still live
 
 
 class LimitError(ValueError):
@@ -111,7 +112,7 @@ def iterate(model: Looped, task: Task, tokens: torch.Tensor, positions: torch.Te
             last[ids] = pred
             active[ids[(r[on] < halting.tol) | (unchanged[ids] >= halting.patience)]] = False
             keep = active[rows]
-            if int(keep.sum()) <= 3 * len(rows) // 4:
+            if int(keep.sum()) <= COMPACT_AT * len(rows):
                 rows, h, x = rows[keep], h[keep], x[keep]
         state.live = int(active.sum())
         yield state

@@ -34,6 +34,8 @@ from .budgets import NORMS, Budget, TaskPlan
 RECORD = "record.json"
 DIVERGED = "diverged.json"
 ANALYZE_TOL = 1e-5  # relative residual that counts as reaching the fixed point
+MAX_WARMUP, WARMUP_SHARE = 200, 10  # warmup: a tenth of the steps, at most 200
+CHECKPOINTS_PER_RUN = 20  # so a killed run loses at most a twentieth of its training
 
 
 BASELINE = ("internal", "layernorm")  # the fixed-depth baseline's block
@@ -124,8 +126,8 @@ def train(spec: RunSpec, run: Path, compile: bool) -> None:
     plan = spec.plan
     cfg = TrainConfig(
         seed=spec.seed, steps=plan.steps, batch_size=plan.batch_size, lr=plan.lr,
-        warmup_steps=min(200, plan.steps // 10), train_iters=plan.train_iters, alpha=0.0 if spec.baseline else plan.alpha,
-        eval_every=plan.steps, checkpoint_every=max(1, plan.steps // 20), augment=plan.augment,
+        warmup_steps=min(MAX_WARMUP, plan.steps // WARMUP_SHARE), train_iters=plan.train_iters, alpha=0.0 if spec.baseline else plan.alpha,
+        eval_every=plan.steps, checkpoint_every=max(1, plan.steps // CHECKPOINTS_PER_RUN), augment=plan.augment,
         compile=compile, device="auto",
     )
     if (run / runs.CONFIG).exists():

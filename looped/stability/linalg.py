@@ -24,6 +24,7 @@ MatVec = Callable[[torch.Tensor], torch.Tensor]
 # A solve counts as converged once its residual is below PRECISION_MARGIN times the smallest residual
 # the map's rounding can resolve (or below the requested tol, if that is larger).
 PRECISION_MARGIN = 10.0
+NEUMANN_RHO = 0.95  # below this spectral radius, plain iteration solves (I - J_h) u = b fast enough
 # A solve that stops with its residual more than FAR_FROM_TOL times its tolerance has failed: NaN.
 FAR_FROM_TOL = 100.0
 
@@ -266,7 +267,7 @@ def solve_identity_minus_jacobian(
     F: Map, h: torch.Tensor, x: torch.Tensor, b: torch.Tensor, tol: float = 1e-10, rho: torch.Tensor | None = None,
     precision: torch.Tensor | None = None, seed: int = 0,
 ) -> LinearSolveResult:
-    """``(I - J_h)^{-1} b`` per sample: iteration when every ``rho < 0.95``, GMRES otherwise and for the
+    """``(I - J_h)^{-1} b`` per sample: iteration when every ``rho < NEUMANN_RHO``, GMRES otherwise and for the
     samples that iteration did not solve.
 
     Args: h, b (B, ...); rho (B,) ``spectral_radius`` if already known; precision (B,)
@@ -279,7 +280,7 @@ def solve_identity_minus_jacobian(
     if precision is None:
         precision = product_precision(op, h, seed)
     precision = torch.as_tensor(precision, dtype=torch.float64, device=h.device).expand(h.shape[0])
-    if not bool((rho < 0.95).all()):
+    if not bool((rho < NEUMANN_RHO).all()):
         return gmres(lambda v: v - op(v), b, tol=tol, precision=precision)
     out = neumann_solve(op, b, tol=tol, precision=precision)
     redo = ~out.converged
