@@ -10,7 +10,7 @@ from looped import runs
 from looped.tasks import Batch, InputError, get_task
 from looped.tasks import chess_data
 from looped.tasks.chess_puzzles import (
-    best_legal, decode_board, encode_board, encode_move, legal_squares, targets_for,
+    best_legal, decode_board, encode_board, encode_move, legal_squares, move_squares, targets_for,
 )
 
 FENS = [
@@ -309,3 +309,26 @@ def test_max_mate_keeps_only_the_training_tier(rows):
         assert chess_data.mate_puzzle(engine, chess.Board(two["fen"]), max_mate=2)["move"] == two["move"]
     finally:
         engine.quit()
+
+
+def reference_masked_loss(inputs, logits, targets):
+    """The legal-move loss built from python-chess move lists, in the logits' dtype."""
+    losses = []
+    for row, logit, (frm, to) in zip(inputs.numpy(), logits, move_squares(targets).tolist()):
+        legal = {tuple(m) for m in legal_squares(row.tobytes()).tolist()} | {(frm, to)}
+        scores = torch.stack([logit[f, 0] + logit[t, 1] for f, t in legal])
+        losses.append(torch.logsumexp(scores, 0) - (logit[frm, 0] + logit[to, 1]))
+    return torch.stack(losses).mean()
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_masked_loss_equals_the_move_list_computation(augment):
+    task = get_task("chess")
+    batch = task.train_batch(task.split("mate2"), 32, seed=5)
+    batch = task.augment(batch, seed=6) if augment else batch
+    odd = Batch(torch.from_numpy(encode_board(chess.Board(FENS[1]))[0])[None], targets_for(np.array([[12, 28]])))
+    inputs, targets = torch.cat([batch.inputs, odd.inputs]), torch.cat([batch.targets, odd.targets])  # one off the table
+    logits = torch.randn(len(inputs), 64, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+    got = task.masked_loss(inputs, logits, targets)
+    assert got.dtype == torch.float64
+    assert got.item() == pytest.approx(reference_masked_loss(inputs, logits, targets).item(), rel=1e-12)

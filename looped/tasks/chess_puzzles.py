@@ -152,26 +152,36 @@ def _encode_rows(rows: list[dict], **labels: list[int]) -> dict[str, np.ndarray]
     return {"tokens": tokens, "move": moves, **{k: np.asarray(v, dtype=np.int64) for k, v in labels.items()}}
 
 
-def legal_move_lists(inputs: torch.Tensor, moves: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each position's solution first, then its other legal moves, padded.
-
-    Args: inputs (N, 64) tokens; moves (N, 2) solution from/to. Returns candidates (N, M, 2) from/to
-    squares and valid (N, M) bool (False on padding).
-    """
-    lists = []
-    for row, move in zip(inputs.cpu().numpy(), moves.cpu().tolist()):
-        legal = legal_squares(row.tobytes())
-        lists.append([move] + [m for m in legal.tolist() if m != move])
-    width = max(len(m) for m in lists)
-    candidates = torch.zeros(len(lists), width, 2, dtype=torch.long)
-    valid = torch.zeros(len(lists), width, dtype=torch.bool)
-    for i, m in enumerate(lists):
-        candidates[i, : len(m)] = torch.tensor(m)
-        valid[i, : len(m)] = True
-    return candidates.to(inputs.device), valid.to(inputs.device)
-
-
 FLIP_FILES = torch.tensor([8 * (sq // 8) + 7 - sq % 8 for sq in range(64)])  # a-file <-> h-file
+
+
+def legal_mask_bits(tokens: np.ndarray) -> np.ndarray:
+    """(N, 512) uint8: the legal moves of each position as packed bits, bit ``64 * from + to``.
+    Args: tokens (N, 64)."""
+    mask = np.zeros((len(tokens), 64 * 64), dtype=bool)
+    for i, row in enumerate(np.asarray(tokens, dtype=np.int64)):
+        legal = legal_squares.__wrapped__(row.tobytes())  # not through the cache: these bits are the cache
+        mask[i, 64 * legal[:, 0] + legal[:, 1]] = True
+    return np.packbits(mask, axis=1)
+
+
+class LegalTable:
+    """The legal-move bits of a fixed set of positions, looked up by tokens without python-chess;
+    positions outside the set are computed on the fly. Args: tokens (P, 64)."""
+
+    def __init__(self, tokens: np.ndarray):
+        tokens = np.unique(np.asarray(tokens, dtype=np.int64), axis=0)
+        self.bits = legal_mask_bits(tokens)  # (P, 512)
+        self.row = {t.astype(np.uint8).tobytes(): i for i, t in enumerate(tokens)}
+
+    def mask(self, inputs: torch.Tensor) -> torch.Tensor:
+        """(N, 4096) bool legal moves, index ``64 * from + to``. Args: inputs (N, 64) tokens."""
+        tokens = inputs.cpu().numpy()
+        rows = [self.row.get(t.astype(np.uint8).tobytes(), -1) for t in tokens]
+        bits = self.bits[rows]
+        for i in np.flatnonzero(np.array(rows) < 0):
+            bits[i] = legal_mask_bits(tokens[i : i + 1])[0]
+        return torch.from_numpy(np.unpackbits(bits, axis=1).view(bool)).to(inputs.device)
 
 
 def targets_for(moves: np.ndarray) -> torch.Tensor:
@@ -197,6 +207,7 @@ class Chess(Task):
     eval_splits = MATES + RATED
     can_augment = True
     can_mask_loss = True
+    _legal: LegalTable | None = None  # built on the first masked_loss
 
     def split(self, name: str) -> Split:
         name = str(name).strip()
@@ -261,14 +272,24 @@ class Chess(Task):
         return ce(logits[..., 0], squares[:, 0]) + ce(logits[..., 1], squares[:, 1])
 
     def masked_loss(self, inputs: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy of the move over the position's legal moves, each scored
+        """Cross-entropy of the move over the position's legal moves (and the move itself), each scored
         ``logit_from + logit_to`` (the ranking ``best_legal`` decodes with).
         Args: inputs (N, 64) tokens, logits (N, 64, 2), targets (N, 64) as in ``targets_for``."""
-        candidates, valid = legal_move_lists(inputs, move_squares(targets))
-        rows = torch.arange(len(inputs), device=logits.device)[:, None]
-        scores = logits[rows, candidates[..., 0], 0].float() + logits[rows, candidates[..., 1], 1].float()
-        scores = scores.masked_fill(~valid, float("-inf"))  # (N, M); the solution is candidate 0
-        return torch.nn.functional.cross_entropy(scores, torch.zeros(len(inputs), dtype=torch.long, device=logits.device))
+        squares = move_squares(targets)
+        move = 64 * squares[:, 0] + squares[:, 1]  # (N,)
+        legal = self._legal_table().mask(inputs)  # (N, 4096)
+        legal[torch.arange(len(move), device=legal.device), move] = True
+        logits = logits.to(torch.promote_types(logits.dtype, torch.float32))
+        scores = (logits[..., :, None, 0] + logits[..., None, :, 1]).flatten(1)  # (N, 4096)
+        return torch.nn.functional.cross_entropy(scores.masked_fill(~legal, float("-inf")), move)
+
+    def _legal_table(self) -> LegalTable:
+        """The legal moves of the training positions and of their file flips, built once per process."""
+        cls = type(self)
+        if cls._legal is None:
+            tokens = np.concatenate([self._pool(self.split(s), training=True)["tokens"] for s in self.train_splits])
+            cls._legal = LegalTable(np.concatenate([tokens, tokens[:, FLIP_FILES.numpy()]]))
+        return cls._legal
 
     def predict(self, inputs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         """The top from-square marked 1 and the top to-square marked 2. Args: logits (N, 64, 2).
