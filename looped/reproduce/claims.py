@@ -308,16 +308,26 @@ def _share(records: list[dict], select, passes) -> tuple[list[str], list[bool], 
     return tasks, ok, float(np.mean(ok)) if ok else math.nan
 
 
-def check_c1(records: list[dict]) -> Verdict:
-    tasks, ok, share = _share(records, lambda r: r["recall"] == "none", input_independent)
-    judged = {t: {"accuracy": best_beats_all(records, t, lambda rc, n: rc != "none", lambda rc, n: rc == "none")}
-              for t in tasks}
+def _share_and_best(records: list[dict], select, passes, better, worse) -> tuple[list[str], list[bool], float,
+                                                                          list[str], dict, str]:
+    """The two parts of C1 and C2: the share of ``select``-ed runs that ``passes``, and per learned task
+    whether the best ``better`` variant clearly beats every ``worse`` one. Returns (tasks, ok, share,
+    parts, table, the per-task accuracy line)."""
+    tasks, ok, share = _share(records, select, passes)
+    judged = {t: {"accuracy": best_beats_all(records, t, better, worse)} for t in tasks}
     parts = [share_status(share)] + [p["accuracy"]["status"] for p in judged.values()]
     table = task_table(records, judged)
+    line = _tasks_line(table, lambda p: f"{p['accuracy'].get('a', '')} - {p['accuracy'].get('b', '')} "
+                       + _ci(p["accuracy"]))
+    return tasks, ok, share, parts, table, line
+
+
+def check_c1(records: list[dict]) -> Verdict:
+    tasks, ok, share, parts, table, line = _share_and_best(
+        records, lambda r: r["recall"] == "none", input_independent,
+        lambda rc, n: rc != "none", lambda rc, n: rc == "none")
     evidence = (f"{sum(ok)}/{len(ok)} no-recall runs of learned tasks have input-independent fixed points "
-                f"({share_status(share)}); best recall minus best no-recall variant, hard accuracy at T_max: "
-                + _tasks_line(table, lambda p: f"{p['accuracy'].get('a', '')} - {p['accuracy'].get('b', '')} "
-                              + _ci(p["accuracy"])))
+                f"({share_status(share)}); best recall minus best no-recall variant, hard accuracy at T_max: " + line)
     return Verdict("C1", C1_STATEMENT, combine(parts, bool(tasks)), evidence, table,
                    {"input_independent_share": share, "runs": len(ok)})
 
@@ -326,15 +336,11 @@ C1_STATEMENT = "Without recall, fixed points do not depend on the input, and suc
 
 
 def check_c2(records: list[dict]) -> Verdict:
-    tasks, ok, share = _share(records, RECALL_NORM, lambda r: all(r["stability"]["verdicts"].values()))
-    judged = {t: {"accuracy": best_beats_all(records, t, lambda rc, n: rc != "none" and n != "none",
-                                             lambda rc, n: rc == "none" or n == "none")} for t in tasks}
-    parts = [share_status(share)] + [p["accuracy"]["status"] for p in judged.values()]
-    table = task_table(records, judged)
+    tasks, ok, share, parts, table, line = _share_and_best(
+        records, RECALL_NORM, lambda r: all(r["stability"]["verdicts"].values()),
+        lambda rc, n: rc != "none" and n != "none", lambda rc, n: rc == "none" or n == "none")
     evidence = (f"{sum(ok)}/{len(ok)} recall + outer-norm runs of learned tasks pass all three `looped analyze` "
-                f"verdicts ({share_status(share)}); best recall + outer norm minus best other variant: "
-                + _tasks_line(table, lambda p: f"{p['accuracy'].get('a', '')} - {p['accuracy'].get('b', '')} "
-                              + _ci(p["accuracy"])))
+                f"verdicts ({share_status(share)}); best recall + outer norm minus best other variant: " + line)
     return Verdict("C2", C2_STATEMENT, combine(parts, bool(tasks)), evidence, table,
                    {"stable_share": share, "runs": len(ok)})
 
