@@ -13,6 +13,7 @@ from looped.reproduce.claims import INCONCLUSIVE, NO_POWER, NOT_SUPPORTED, SUPPO
 from looped.reproduce.report import CURVES_PNG, SCORE_PNG, write_report
 
 TASKS = ("prefix-sums", "sudoku", "chess")
+INTERNAL_WINS = frozenset({"sudoku"})  # C4 needs internal > input here, as every budget declares
 N = 400  # examples per split
 SEEDS = (3, 4, 5)
 
@@ -74,7 +75,7 @@ def paper_world(tasks=TASKS[:2], seeds=SEEDS, easy=1.0, **over):
 
 
 def verdicts(rs):
-    return {v.claim: v.verdict for v in claims.judge(rs)}
+    return {v.claim: v.verdict for v in claims.judge(rs, INTERNAL_WINS)}
 
 
 def edit(rs, match, **changes):
@@ -129,7 +130,7 @@ def test_c3_instability_gap_at_or_below_zero_fails():
 ])
 def test_each_claim_can_be_inconclusive(claim, world):
     rs = world()
-    assert verdicts(rs)[claim] == INCONCLUSIVE, claims.judge(rs)[int(claim[1]) - 1].evidence
+    assert verdicts(rs)[claim] == INCONCLUSIVE, claims.judge(rs, INTERNAL_WINS)[int(claim[1]) - 1].evidence
 
 
 def test_c2_stability_share_between_half_and_four_fifths_is_inconclusive():
@@ -151,12 +152,19 @@ def test_c4_has_no_power_without_a_learned_sudoku():
     assert v["C4"] == NO_POWER and v["C1"] == SUPPORTED
 
 
+def test_c4_requires_internal_ahead_only_where_the_plan_says():
+    rs = paper_world(tasks=("prefix-sums", "sudoku"), input_layernorm=0.805)  # internal behind, not clearly
+    assert claims.check_c4(rs, frozenset({"sudoku"})).verdict == NOT_SUPPORTED
+    c4 = claims.check_c4(rs, frozenset({"chess"}))  # no learned task needs internal ahead
+    assert c4.verdict == NO_POWER and {p["internal_minus_input"]["status"] for p in c4.tasks.values()} == {"holds"}
+
+
 def test_an_unlearned_task_moves_no_verdict():
     base = paper_world()
     contrary = paper_world(tasks=("chess",), easy=0.3, fixed=0.99, none_none=0.99, input_none=0.95,
                            internal_layernorm=0.01)
     contrary = edit(contrary, lambda r: claims.RECALL_NORM(r) and not r["baseline"], **UNSTABLE)
-    a, b = claims.judge(base), claims.judge(base + contrary)
+    a, b = claims.judge(base, INTERNAL_WINS), claims.judge(base + contrary, INTERNAL_WINS)
     assert [v.verdict for v in a] == [v.verdict for v in b]
     for v in b:
         assert v.tasks["chess"]["learned"] is False and v.tasks["sudoku"]["learned"] is True
@@ -180,7 +188,7 @@ def test_clearly_above_needs_two_thirds_of_seeds():
         if variant("internal", "layernorm")(r):
             new = {3: 0.99, 4: 0.69, 5: 0.69}[r["seed"]]
             r.update(record(r["task"], "internal", "layernorm", r["seed"], new))
-    c4 = claims.check_c4(rs)
+    c4 = claims.check_c4(rs, INTERNAL_WINS)
     part = c4.tasks["sudoku"]["internal_minus_input"]
     assert part["diff"] > 0 and part["ahead"] == pytest.approx(1 / 3) and part["status"] == "unclear"
 
@@ -289,7 +297,7 @@ def test_stability_score_is_the_contraction_of_input_dependent_fixed_points():
 def test_report_is_complete_and_json_has_no_nan(tmp_path):
     rs = paper_world(tasks=TASKS[:2]) + paper_world(tasks=("chess",), easy=0.3)
     rs[0]["stability"]["rho_median"] = None
-    vs = claims.judge(rs)
+    vs = claims.judge(rs, INTERNAL_WINS)
     write_report(tmp_path, "test", rs, vs, "looped reproduce --budget test")
     text = (tmp_path / "REPORT.md").read_text()
     for v in vs:
@@ -311,6 +319,7 @@ def test_report_is_complete_and_json_has_no_nan(tmp_path):
 def test_budgets_meet_the_declared_power():
     for budget in BUDGETS.values():
         assert {p.task for p in budget.plans} == set(TASKS)
+        assert budget.internal_wins == INTERNAL_WINS  # the rule C4 declares for sudoku
         for plan in budget.plans:
             assert plan.easy and plan.hard and plan.seeds and plan.max_iters >= plan.train_iters
     for name in ("cpu", "gpu"):

@@ -22,7 +22,7 @@ def reproduce(budget: str | Budget, out: Path, workers: int = 1, progress: bool 
     budget = BUDGETS[budget] if isinstance(budget, str) else budget
     out = Path(out)
     records = run_all(budget, out, workers=workers, progress=progress)
-    verdicts = judge(records)
+    verdicts = judge(records, budget.internal_wins)
     write_report(out, budget.name, records, verdicts, command or f"looped reproduce --budget {budget.name} --out {out}")
     return verdicts
 
