@@ -1,4 +1,5 @@
-"""The package's shape: no import cycle between modules of ``looped``, lazy imports included."""
+"""The package's shape: no import cycle between modules of ``looped``, lazy imports included, and no
+task name or split name compared outside ``looped/tasks/``."""
 
 from __future__ import annotations
 
@@ -72,3 +73,41 @@ def test_no_import_cycle_in_looped():
     graph = import_graph()
     assert "looped.model" in graph["looped.dtnet"]  # the graph sees real edges
     assert find_cycle({k: v - {"looped"} for k, v in graph.items() if k != "looped"}) is None
+
+
+def task_words() -> set[str]:
+    """Every built-in task's name and split names, and the split keys tasks once declared."""
+    from looped.tasks import TASKS
+
+    words = {"length", "tier"}
+    for name, cls in TASKS.items():
+        words.add(name)
+        words |= {*getattr(cls, "eval_splits", ()), *getattr(cls, "train_splits", ())}
+    return {w for w in words if isinstance(w, str)}
+
+
+def compared_strings(tree: ast.AST) -> list[tuple[int, str]]:
+    """String constants that are compared (==, !=, in, not in) or matched in a ``case``."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            for side in [node.left, *node.comparators]:
+                elements = side.elts if isinstance(side, (ast.Tuple, ast.List, ast.Set)) else [side]
+                found += [(e.lineno, e.value) for e in elements if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+        elif isinstance(node, ast.MatchValue) and isinstance(node.value, ast.Constant):
+            found.append((node.lineno, node.value.value))
+    return found
+
+
+def test_compared_strings_are_found():
+    tree = ast.parse("if task == 'sudoku' or key in ('length', 'x'):\n    pass\nmatch t:\n    case 'chess': pass")
+    assert sorted(v for _, v in compared_strings(tree)) == ["chess", "length", "sudoku", "x"]
+
+
+def test_no_task_name_is_compared_outside_tasks():
+    words = task_words()
+    assert {"prefix-sums", "sudoku", "chess", "mate1", "easy"} <= words  # the check knows real names
+    offenders = [f"{path.relative_to(ROOT.parent)}:{line}: {value!r}"
+                 for path in ROOT.rglob("*.py") if "tasks" not in path.relative_to(ROOT).parts
+                 for line, value in compared_strings(ast.parse(path.read_text())) if value in words]
+    assert offenders == []
