@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from looped.tasks.sudoku import TIERS, build_set
+from looped.tasks.sudoku.task import TIERS, build_set
 
 SIZES = {"easy": 20_000, "medium": 20_000, "hard": 10_000, "harder": 10_000, "hardest": 5_000, "search": 1_000}
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from looped import evaluate, runs
-from looped.tasks import chess_puzzles as cp
+from looped.tasks.chess import task as cp
 
 DEEP = 7
 

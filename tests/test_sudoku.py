@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from looped.tasks import InputError, get_task
-from looped.tasks import sudoku_logic as logic
-from looped.tasks.sudoku import TIERS, build_set, puzzle_set, valid_grids
+from looped.tasks.sudoku import logic
+from looped.tasks.sudoku.task import TIERS, build_set, puzzle_set, valid_grids
 
 UNITS = [list(u) for u in logic.UNITS.tolist()]
 PEERS = [set(j for u in UNITS if i in u for j in u) - {i} for i in range(81)]

@@ -12,7 +12,7 @@ import inspect
 from pathlib import Path
 
 from .base import IGNORE_INDEX, Batch, InputError, Split, Task
-from .chess_puzzles import Chess
+from .chess import Chess
 from .prefix_sums import PrefixSums
 from .sequences import Sequences
 from .sudoku import Sudoku

@@ -2,7 +2,7 @@
 
 Splits:
 
-- ``mate1`` ... ``mate5``: generated mate-in-N puzzles (``chess_data.py``, shipped in
+- ``mate1`` ... ``mate5``: generated mate-in-N puzzles (``scripts/chess_data.py``, shipped in
   ``looped/data/chess``). Models train on ``mate1`` and ``mate2``; about one position in
   ``HOLDOUT`` of those is kept out of training for evaluation, chosen by a hash of its encoding so
   that a repeated or mirrored position never lands on both sides. ``mate3`` to ``mate5`` are never trained on.
@@ -31,11 +31,11 @@ import zlib
 import numpy as np
 import torch
 
-from . import chess_data
-from .base import Batch, InputError, Split, Task
+from ..base import Batch, InputError, Split, Task
+from .data import MAX_MATE, read_lichess, read_shards
 
 PIECES = "KQBNRP"  # token 1 + index for the mover, 7 + index for the opponent
-MATES = tuple(f"mate{n}" for n in range(1, chess_data.MAX_MATE + 1))
+MATES = tuple(f"mate{n}" for n in range(1, MAX_MATE + 1))
 RATING_BANDS = ((0, 1000), (1000, 1400), (1400, 1800), (1800, 2200), (2200, 3000))
 RATED = tuple(f"rated-{lo}-{hi}" for lo, hi in RATING_BANDS)
 HOLDOUT = 10  # positions whose encoding hashes to 0 mod HOLDOUT are held out of training
@@ -123,7 +123,7 @@ def best_legal(inputs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
 @functools.lru_cache(maxsize=None)
 def generated() -> dict[str, np.ndarray]:
     """All shipped generated puzzles, encoded: tokens (N, 64), move (N, 2), mate (N,), depth (N,), held (N,)."""
-    rows = chess_data.read_shards()
+    rows = read_shards()
     data = _encode_rows(rows, mate=[r["mate"] for r in rows], depth=[r["depth"] for r in rows])
     data["held"] = np.array([zlib.crc32(t.tobytes()) % HOLDOUT == 0 for t in data["tokens"]], dtype=bool)
     return data
@@ -133,7 +133,7 @@ def generated() -> dict[str, np.ndarray]:
 def rated() -> dict[str, np.ndarray]:
     """The extracted Lichess puzzles, encoded, with ``rating`` (N,)."""
     try:
-        rows = chess_data.read_lichess()
+        rows = read_lichess()
     except FileNotFoundError:
         raise InputError(
             "the rated Lichess puzzles are not extracted yet: run python scripts/chess_data.py lichess"

@@ -32,9 +32,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import sudoku_logic as logic
-from .base import Batch, InputError, Split, Task
-from .cache import load_or_build
+from ..base import Batch, InputError, Split, Task
+from ..cache import load_or_build
+from . import logic
 
 TIERS: dict[str, tuple[int, int | None]] = {  # name -> (min rounds, max rounds); None: no cap
     "easy": (1, 3),

@@ -1,0 +1,5 @@
+"""The sudoku task (``task.py``) and its numba solver, generator and difficulty measure (``logic.py``)."""
+
+from .task import Sudoku
+
+__all__ = ["Sudoku"]
