@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The final chess recipe of docs/results/chess/ (chosen on validation: docs/results/chess/validation.md).
+# Two seeds of input recall + LayerNorm with the legal-move loss and the file flip, training depth 8,
+# and the pass-through trained alike (one iteration), all on mate in 1-2 only, one thread each
+# (two trainings at a time on a 2-core CPU). $STEPS steps take about 3.5-3.8 CPU hours here (0.16-0.17
+# CPU s a step); each training's CPU and wall seconds are appended to RUN/time.txt.
+# Then every run is scored on the test splits, mate in 3-5 and the rated bands, up to 4x the
+# training depth, and compared in pairs (same puzzles, 95% bootstrap intervals) with itself at
+# the training depth, with the pass-through and with the shipped looped/models/chess.
+# Needs the extracted rated set (python scripts/chess_data.py lichess).
+# Usage: bash scripts/chess_final.sh [OUT]   (default OUT=runs; finished steps are skipped, trainings resume)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-runs}
+STEPS=${STEPS:-80000}
+N=${N:-2000}
+SPLITS=mate3,mate4,mate5,rated-0-1000,rated-1000-1400,rated-1400-1800,rated-1800-2200,rated-2200-3000
+mkdir -p "$OUT"
+export OMP_NUM_THREADS=1 TORCHINDUCTOR_COMPILE_THREADS=1
+TIMEFORMAT="cpu_s %U %S wall_s %R"
+
+train() {  # name seed train-iters
+  local run="$OUT/ch-final-$1"
+  [ -f "$run/.done" ] && return
+  local resume=""
+  [ -f "$run/config.json" ] && resume="--resume"
+  { time looped train --task chess --recall input --outer-norm layernorm --train-iters "$3" --alpha 1 \
+      --batch-size 64 --masked-loss --augment --steps "$STEPS" --seed "$2" --eval-every 2000 --compile --quiet \
+      --out "$run" $resume 2>&3; } 3>&2 2>>"$OUT/ch-final-$1.time.txt"
+  touch "$run/.done"
+}
+evaluate() {  # name max-iters
+  local run="$OUT/ch-final-$1"
+  [ -s "$run/eval/eval.json" ] && return
+  looped eval "$run" --split "$SPLITS" --n "$N" --max-iters "$2" --halting off --compile --quiet --out "$run/eval"
+}
+paired() {  # title run-a iters-a run-b iters-b
+  local file="$OUT/ch-final-paired.md"
+  grep -qF "## $1" "$file" 2>/dev/null && return
+  { echo "## $1"; echo; python scripts/paired_compare.py "$2" "$4" --splits "$SPLITS" --iters-a "$3" --iters-b "$5" \
+      --metric legal --n "$N"; echo; } > "$file.tmp"
+  cat "$file.tmp" >> "$file" && rm "$file.tmp"
+}
+
+{ train s0 0 8; train pass 0 1; } &
+{ train s1 1 8; } &
+wait
+{ evaluate s0 32; evaluate pass 1; } &
+{ evaluate s1 32; } &
+wait
+for s in s0 s1; do
+  paired "ch-final-$s at 32 against itself at 8 (training depth)" "$OUT/ch-final-$s" 32 "$OUT/ch-final-$s" 8
+  paired "ch-final-$s at 32 against the pass-through at 1" "$OUT/ch-final-$s" 32 "$OUT/ch-final-pass" 1
+  paired "ch-final-$s at 32 against looped/models/chess at 32" "$OUT/ch-final-$s" 32 looped/models/chess 32
+done
