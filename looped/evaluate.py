@@ -166,7 +166,7 @@ def accuracy_curve(
     model: Looped, task: Task, batch: Batch, max_iters: int, chunk: int = 500, progress: bool = False,
     halting: Halting | None = None, correct_at: Sequence[int] = (), split: str = "",
 ) -> Curve:
-    """The task's metrics (``exact`` first) and the mean relative residual after every iteration.
+    """The ``Curve`` of one batch: the task's metrics and the mean relative residual after every iteration.
 
     Args: batch with inputs (N, L); max_iters T; halting: per-example stopping (None: all run T steps);
     correct_at: iterations at which to keep each example's exact match; split: the Curve's name.
