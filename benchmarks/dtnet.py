@@ -107,13 +107,13 @@ def score_snapshots(name: str, model_cfg, args: argparse.Namespace, out: Path) -
         if hit is not None and (i - hit) % args.stride and i != len(snaps) - 1:
             continue
         model.load_state_dict(runs.read_tensors(Path(snap["path"])))
-        metrics, resid, _ = accuracy_curve(model, task, batch, args.cap)
-        acc = max(metrics["exact"])
-        best = metrics["exact"].index(acc) + 1
+        scored = accuracy_curve(model, task, batch, args.cap)
+        acc = max(scored.accuracy)
+        best = scored.accuracy.index(acc) + 1
         curve.append({"train_s": snap["train_s"], "step": snap["step"], "accuracy": acc, "best_iter": best,
-                      "final_residual": resid[-1]})
+                      "final_residual": scored.residual[-1]})
         print(f"{name}: {snap['train_s']} s, step {snap['step']}: {acc:.3f} (iteration {best}), "
-              f"residual at {args.cap}: {resid[-1]:.2e}", flush=True)
+              f"residual at {args.cap}: {scored.residual[-1]:.2e}", flush=True)
         if hit is None and acc >= TARGET:
             hit = i
     info["curve"] = curve

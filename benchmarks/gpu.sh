@@ -24,9 +24,9 @@ step train-fp32 "${L[@]}" train --task prefix-sums --recall internal --outer-nor
   --batch-size 512 --compile --quiet --out "$OUT/ps"
 step train-bf16 "${L[@]}" train --task prefix-sums --recall internal --outer-norm layernorm --minutes 1.5 \
   --batch-size 512 --compile --bf16 --quiet --out "$OUT/ps-bf16"
-step eval-fp32 "${L[@]}" eval "$OUT/ps" --lengths 32,512,1024 --n 1000 --max-iters 520 --halting off --compile --quiet --out "$OUT/ps/eval"
-step eval-bf16-run "${L[@]}" eval "$OUT/ps-bf16" --lengths 32,512 --n 1000 --max-iters 300 --halting off --quiet --out "$OUT/ps-bf16/eval"
-step eval-halting "${L[@]}" eval looped/models/prefix-sums --lengths 32,512,1024 --n 1000 --max-iters 480 --quiet --out "$OUT/halt"
+step eval-fp32 "${L[@]}" eval "$OUT/ps" --split 32,512,1024 --n 1000 --max-iters 520 --halting off --compile --quiet --out "$OUT/ps/eval"
+step eval-bf16-run "${L[@]}" eval "$OUT/ps-bf16" --split 32,512 --n 1000 --max-iters 300 --halting off --quiet --out "$OUT/ps-bf16/eval"
+step eval-halting "${L[@]}" eval looped/models/prefix-sums --split 32,512,1024 --n 1000 --max-iters 480 --quiet --out "$OUT/halt"
 step eval-sudoku "${L[@]}" eval looped/models/sudoku --split hard,hardest --n 1000 --max-iters 160 --quiet --out "$OUT/sd"
 step analyze "${L[@]}" analyze "$OUT/ps" --n 4
 step dtnet-400 "${L[@]}" train --task prefix-sums --arch dtnet --width 400 --minutes 1 --quiet --out "$OUT/dt"

@@ -51,16 +51,16 @@ def main() -> None:
     print(f"# {args.task}, the shipped {args.task} model, n={args.n} per split, cap {cap} iterations, tol {args.tol:g}, "
           f"patience {args.patience}; {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
 
-    curves = {s: accuracy_curve(model, task, b, cap)[0]["exact"] for s, b in batches.items()}
+    curves = {s: accuracy_curve(model, task, b, cap).accuracy for s, b in batches.items()}
     mean_by_t = [sum(curves[s][t] for s in splits) / len(splits) for t in range(cap)]
     best_t = max(range(cap), key=lambda t: (mean_by_t[t], -t)) + 1
 
     rows, fixed_time, halt_time = [], 0.0, 0.0
     for s, b in batches.items():
-        (fixed, _, _), tf = timed(lambda: accuracy_curve(model, task, b, best_t))
-        (halted, _, used), th = timed(lambda: accuracy_curve(model, task, b, cap, halting=halting))
+        fixed, tf = timed(lambda: accuracy_curve(model, task, b, best_t))
+        halted, th = timed(lambda: accuracy_curve(model, task, b, cap, halting=halting))
         fixed_time, halt_time = fixed_time + tf, halt_time + th
-        rows.append((s, fixed["exact"][-1], halted["exact"][-1], used.double().mean().item(), tf, th))
+        rows.append((s, fixed.accuracy[-1], halted.accuracy[-1], halted.mean_iterations_used, tf, th))
 
     print(f"best fixed count over the ladder: {best_t} iterations (mean accuracy {mean_by_t[best_t - 1]:.4f})")
     print(f"{'split':>8} {'acc fixed':>9} {'acc halt':>9} {'its fixed':>9} {'its halt':>9} {'s fixed':>8} {'s halt':>8}")

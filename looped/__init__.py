@@ -7,17 +7,18 @@ The stable Python surface (the ``looped`` command line is a thin layer over it):
     curves = looped.evaluate(model, task, ["32", "512"], max_iters=128)
     report = looped.analyze(model, task)
 
-``train``, ``evaluate`` and ``analyze`` are functions here; their modules are imported as
+``train``, ``evaluate``, ``solve`` and ``analyze`` are functions here; their modules are imported as
 ``from looped.train import Trainer`` (``looped.train`` itself names the function).
 """
 
 from .analyze import analyze
 from .dtnet import DTNet, DTNetConfig
-from .evaluate import Answer, Curve, Halting, evaluate, solve
+from .evaluate import Curve, Halting, evaluate
 from .config import ConfigError
 from .model import Looped, LoopedConfig, LoopedTransformer
 from .runs import RunError, shipped_model
 from .runs import load_model as load
+from .solve import Answer, solve
 from .tasks import Batch, InputError, Split, Task, get_task, register
 from .train import TrainConfig, model_config, resume, train
 

@@ -64,9 +64,8 @@ def build_parser() -> Parser:
 
     e = sub.add_parser("eval", help="accuracy and residual at every iteration")
     e.add_argument("run", type=Path)
-    which = e.add_mutually_exclusive_group()
-    which.add_argument("--lengths", type=csv_list, help="prefix-sums lengths, e.g. 32,512,1024")
-    which.add_argument("--split", type=csv_list, help="named splits of the task")
+    e.add_argument("--split", type=csv_list, default=None,
+                   help="comma-separated split names, e.g. 32,512 or easy,hardest (default: the task's eval splits)")
     e.add_argument("--max-iters", type=int, default=None, help="default: 4x the training depth")
     e.add_argument("--n", type=int, default=1000, help="examples per split")
     e.add_argument("--seed", type=int, default=0)
@@ -223,10 +222,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .report import evaluate_run
+    from .evaluate import evaluate_run
 
     result = evaluate_run(
-        args.run, splits=args.lengths or args.split, n=args.n, max_iters=args.max_iters, seed=args.seed,
+        args.run, splits=args.split, n=args.n, max_iters=args.max_iters, seed=args.seed,
         out=args.out, device=args.device, progress=not args.quiet, compile=args.compile, halting=halting_of(args),
         data=args.data,
     )
@@ -249,7 +248,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
-    from .report import solve_command
+    from .solve import solve_command
 
     if (args.input is None) == (args.file is None):
         raise UsageError("looped solve: give exactly one of INPUT or --file F")

@@ -1,14 +1,39 @@
-"""Test-time compute: accuracy and fixed-point residual at every iteration, and solving inputs."""
+"""Evaluation: accuracy and fixed-point residual at every iteration, and ``looped eval``.
+
+``evaluate`` is the one evaluation of a model over evaluation data. ``eval_result`` serializes it
+as the eval JSON: what ``looped eval`` prints (``--json``) and writes (``RUN/eval/eval.json``), and
+what ``looped reproduce`` writes per run. One schema for every task::
+
+    {"task": "prefix-sums", "run": "runs/a", "max_iters": T, "seed": 0,
+     "halting": null,                     # or {"tol": 0.001, "patience": 10}
+     "results": [                         # one entry per split, in the order asked
+       {"split": "512",                   # the split's name, as --split takes it
+        "n": 1000,                        # examples scored
+        "accuracy_by_iteration": {"1": 0.0, ..., "T": 0.99},  # exact match after each iteration
+        "residual_by_iteration": {"1": 0.8, ..., "T": 1e-4},  # mean ||h_t - h_{t-1}|| / ||h_t||
+        "best_iteration": 90, "best_accuracy": 0.995,         # the first iteration of the best accuracy
+        "final_accuracy": 0.99, "final_residual": 1e-4,       # at iteration T
+        "mean_iterations_used": 31.5,     # per example; T without halting
+        "<metric>_by_iteration": {...}, "best_<metric>": 0.9,  # the task's other metrics, at best_iteration
+        "correct_by_iteration": {"T": "0110..."}}]}  # only if asked: each example's exact match, in order
+
+With halting, an example that halts keeps its last prediction and residual at later iterations.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+from . import runs
+from .config import pick_device
+from .io import atomic_write, write_json
 from .model import Looped, relative_residual
 from .tasks import Batch, InputError, Task
 
@@ -19,43 +44,6 @@ COMPACT_AT = 0.75  # halting: drop finished samples from the batch once at most 
 
 class LimitError(ValueError):
     """A request would take more memory or time than the configured limit."""
-
-
-@dataclass
-class Curve:
-    """Accuracy and mean relative residual after each iteration ``1..T`` on one split.
-
-    ``extra`` holds the task's other metrics (``Task.metrics``) per iteration, by name;
-    ``mean_iterations_used`` the mean steps per sample (fewer than ``T`` with halting).
-    """
-
-    split: str
-    n: int
-    accuracy: list[float]
-    residual: list[float]
-    mean_iterations_used: float
-    extra: dict[str, list[float]] = field(default_factory=dict)
-
-    @property
-    def best_iteration(self) -> int:
-        return max(range(len(self.accuracy)), key=lambda i: (self.accuracy[i], -i)) + 1
-
-    def as_dict(self, split_key: str) -> dict:
-        key_value = int(self.split) if split_key == "length" else self.split
-        best = self.best_iteration
-        return {
-            split_key: key_value,
-            "n": self.n,
-            "accuracy_by_iteration": {str(t + 1): a for t, a in enumerate(self.accuracy)},
-            "residual_by_iteration": {str(t + 1): r for t, r in enumerate(self.residual)},
-            "best_iteration": best,
-            "best_accuracy": self.accuracy[best - 1],
-            "final_accuracy": self.accuracy[-1],
-            "final_residual": self.residual[-1],
-            "mean_iterations_used": self.mean_iterations_used,
-            **{f"{name}_by_iteration": {str(t + 1): v for t, v in enumerate(vals)} for name, vals in self.extra.items()},
-            **{f"best_{name}": vals[best - 1] for name, vals in self.extra.items()},
-        }
 
 
 @dataclass(frozen=True)
@@ -120,39 +108,101 @@ def iterate(model: Looped, task: Task, tokens: torch.Tensor, positions: torch.Te
             return
 
 
+@dataclass(eq=False)
+class Curve:
+    """One split's evaluation: accuracy and mean relative residual after each iteration ``1..T``.
+
+    ``extra`` holds the task's other metrics (``Task.metrics``) per iteration, by name;
+    ``iterations`` (n,) the steps each example used (fewer than ``T`` with halting);
+    ``correct`` {t: (n,) bool} each example's exact match after iteration t, for the t asked for.
+    """
+
+    split: str
+    accuracy: list[float]
+    residual: list[float]
+    iterations: torch.Tensor
+    extra: dict[str, list[float]] = field(default_factory=dict)
+    correct: dict[int, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.iterations)
+
+    @property
+    def mean_iterations_used(self) -> float:
+        return self.iterations.double().mean().item()
+
+    @property
+    def best_iteration(self) -> int:
+        return max(range(len(self.accuracy)), key=lambda i: (self.accuracy[i], -i)) + 1
+
+    def as_dict(self) -> dict:
+        """This split's entry of the eval JSON (the module docstring)."""
+        best = self.best_iteration
+        by_iteration = lambda values: {str(t + 1): v for t, v in enumerate(values)}  # noqa: E731
+        return {
+            "split": self.split,
+            "n": self.n,
+            "accuracy_by_iteration": by_iteration(self.accuracy),
+            "residual_by_iteration": by_iteration(self.residual),
+            "best_iteration": best,
+            "best_accuracy": self.accuracy[best - 1],
+            "final_accuracy": self.accuracy[-1],
+            "final_residual": self.residual[-1],
+            "mean_iterations_used": self.mean_iterations_used,
+            **{f"{name}_by_iteration": by_iteration(vals) for name, vals in self.extra.items()},
+            **{f"best_{name}": vals[best - 1] for name, vals in self.extra.items()},
+            **({"correct_by_iteration": {str(t): bits(ok) for t, ok in self.correct.items()}} if self.correct else {}),
+        }
+
+
+def bits(ok: torch.Tensor) -> str:
+    """(N,) bool -> a string of 0s and 1s (compact in JSON)."""
+    return "".join("1" if v else "0" for v in ok.tolist())
+
+
 @torch.no_grad()
 def accuracy_curve(
     model: Looped, task: Task, batch: Batch, max_iters: int, chunk: int = 500, progress: bool = False,
-    halting: Halting | None = None,
-) -> tuple[dict[str, list[float]], list[float], torch.Tensor]:
-    """The task's metrics (``exact`` first) and the mean relative residual after every iteration.
+    halting: Halting | None = None, correct_at: Sequence[int] = (), split: str = "",
+) -> Curve:
+    """The ``Curve`` of one batch: the task's metrics and the mean relative residual after every iteration.
 
-    Args: batch with inputs (N, L); max_iters T; halting: per-sample stopping (None: all run T steps).
-    Returns ({metric: T values}, T residuals, (N,) iterations each sample used). A halted sample
-    keeps its last prediction and residual. Examples are processed in chunks; only states are kept.
+    Args: batch with inputs (N, L); max_iters T; halting: per-example stopping (None: all run T steps);
+    correct_at: iterations at which to keep each example's exact match; split: the Curve's name.
+    A halted example keeps its last prediction and residual. Examples are processed in chunks.
     """
+    if any(not 1 <= t <= max_iters for t in correct_at):
+        raise InputError(f"iterations {tuple(correct_at)} must lie in 1..{max_iters}")
     device = next(model.parameters()).device
     sums: dict[str, torch.Tensor] = {}
     resid = torch.zeros(max_iters, dtype=torch.float64)
-    used = []
+    used, kept = [], {t: [] for t in sorted(set(correct_at))}
     n = len(batch)
     bar = tqdm(total=n * max_iters, disable=not progress, unit="it", unit_scale=True, leave=False)
     for start in range(0, n, chunk):
         part = batch.slice(start, start + chunk).to(device)
-        for t, state in enumerate(iterate(model, task, part.inputs, part.positions, max_iters, halting)):
-            values = {k: v.double().sum().cpu() for k, v in task.metrics(part.inputs, state.logits, part.targets).items()}
+        for t, state in enumerate(iterate(model, task, part.inputs, part.positions, max_iters, halting), 1):
+            scores = task.metrics(part.inputs, state.logits, part.targets)
+            values = {k: v.double().sum().cpu() for k, v in scores.items()}
             r = state.residual.double().sum().cpu()
             for name, v in values.items():
-                sums.setdefault(name, torch.zeros(max_iters, dtype=torch.float64))[t] += v
-            resid[t] += r
+                sums.setdefault(name, torch.zeros(max_iters, dtype=torch.float64))[t - 1] += v
+            resid[t - 1] += r
+            if t in kept:
+                kept[t].append(scores["exact"].cpu())
             bar.update(len(part))
         for name, v in values.items():  # all halted early: every later iteration repeats the last values
-            sums[name][t + 1 :] += v
-        resid[t + 1 :] += r
+            sums[name][t:] += v
+        resid[t:] += r
+        for later in (s for s in kept if s > t):
+            kept[later].append(scores["exact"].cpu())
         used.append(state.used.cpu())
-        bar.update(len(part) * (max_iters - t - 1))
+        bar.update(len(part) * (max_iters - t))
     bar.close()
-    return {name: (s / n).tolist() for name, s in sums.items()}, (resid / n).tolist(), torch.cat(used)
+    metrics = {name: (s / n).tolist() for name, s in sums.items()}
+    return Curve(split=split, accuracy=metrics.pop("exact"), residual=(resid / n).tolist(), iterations=torch.cat(used),
+                 extra=metrics, correct={t: torch.cat(v) for t, v in kept.items()})
 
 
 def check_budget(n: int, length: int, iterations: int) -> None:
@@ -164,27 +214,9 @@ def check_budget(n: int, length: int, iterations: int) -> None:
         )
 
 
-@dataclass
-class Solution:
-    """Readout for one batch of inputs. logits (B, L, C); iterations (B,) steps each used."""
-
-    logits: torch.Tensor
-    iterations: torch.Tensor
-
-
-def solve_inputs(model: Looped, task: Task, tokens: torch.Tensor, positions: torch.Tensor | None,
-                 max_iters: int, halting: Halting | None) -> Solution:
-    """Iterate each input until it halts (or for ``max_iters``). Args: tokens (B, L)."""
-    device = next(model.parameters()).device
-    positions = None if positions is None else positions.to(device)
-    for state in iterate(model, task, tokens.to(device), positions, max_iters, halting):
-        pass
-    return Solution(logits=state.logits.cpu(), iterations=state.used.cpu())
-
-
 def evaluate(
     model: Looped, task: Task, splits: str | list[str] | None, max_iters: int, n: int = 1000, seed: int = 0,
-    halting: Halting | None = None, progress: bool = False,
+    halting: Halting | None = None, progress: bool = False, correct_at: Sequence[int] = (),
 ) -> list[Curve]:
     """Accuracy and mean relative residual after every iteration ``1..max_iters`` on each split.
 
@@ -194,6 +226,7 @@ def evaluate(
         max_iters: T, the iterations to run. n: examples per split (all of a split that holds fewer).
         seed: which evaluation set; never shared with training data.
         halting: per-example stopping; None runs every example T steps.
+        correct_at: iterations at which each ``Curve`` keeps every example's exact match.
     Returns: one ``Curve`` per split, in order.
     """
     if n < 1:
@@ -204,107 +237,94 @@ def evaluate(
     parsed = [task.split(s) for s in names]
     for split in parsed:
         check_budget(n, task.input_length(split), max_iters)
-    curves = []
-    for split in parsed:
-        batch = task.generate(split, n, seed=EVAL_SEED_BASE + seed)
-        metrics, res, used = accuracy_curve(model, task, batch, max_iters, progress=progress, halting=halting)
-        acc = metrics.pop("exact")
-        curves.append(Curve(split=split.name, n=len(batch), accuracy=acc, residual=res,
-                            mean_iterations_used=used.double().mean().item(), extra=metrics))
-    return curves
+    return [accuracy_curve(model, task, task.generate(split, n, seed=EVAL_SEED_BASE + seed), max_iters,
+                           progress=progress, halting=halting, correct_at=correct_at, split=split.name)
+            for split in parsed]
 
 
-SOLVE_ITERS_PER_TOKEN, SOLVE_MIN_ITERS = 4, 64  # solve's default budget: max(64, 4 x input length)
+def eval_result(task: Task, run: Path | str, curves: list[Curve], max_iters: int, seed: int,
+                halting: Halting | None) -> dict:
+    """The eval JSON of ``curves`` (the module docstring)."""
+    return {
+        "task": task.name,
+        "run": str(run),
+        "max_iters": max_iters,
+        "seed": seed,
+        "halting": None if halting is None else {"tol": halting.tol, "patience": halting.patience},
+        "results": [c.as_dict() for c in curves],
+    }
 
 
-@dataclass
-class Answer:
-    """One solved input: ``answer`` is ``Task.decode``'s line, ``lines`` ``Task.describe``'s."""
-
-    input: str
-    answer: str
-    lines: list[str]
-    iterations: int
+DEFAULT_TRAIN_ITERS = 16  # runs whose config has no training section (shipped before it was recorded)
+EVAL_DEPTH_FACTOR = 4  # default eval depth: 4x the training depth
 
 
-def solve(model: Looped, task: Task, inputs: list[str], max_iters: int | None = None,
-          halting: Halting | None = Halting()) -> list[Answer]:
-    """Parse every input first (one bad input fails before any work), then solve each in turn.
+def evaluate_run(
+    run: Path,
+    splits: list[str] | None,
+    n: int,
+    max_iters: int | None,
+    seed: int = 0,
+    out: Path | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    compile: bool = False,
+    halting: Halting | None = None,
+    data: Path | None = None,
+) -> dict:
+    """``looped eval``: ``evaluate`` on a run directory; writes ``eval.json`` and ``eval.png`` to ``out``
+    (default ``RUN/eval``) and prints a table on stderr.
 
-    max_iters: per input; default ``max(64, 4 x its length)``. halting: None runs ``max_iters``.
+    ``data``: where the task's files are now, for a run whose data directory has moved.
+    Returns the eval JSON (the module docstring).
     """
-    encoded = []
-    for i, text in enumerate(inputs, 1):
-        try:
-            encoded.append(task.parse(text))
-        except InputError as e:
-            raise InputError(f"line {i}: {e}" if len(inputs) > 1 else str(e)) from None
-    answers = []
-    for text, tokens in zip(inputs, encoded):
-        length = tokens.shape[0]
-        iters = max(SOLVE_MIN_ITERS, SOLVE_ITERS_PER_TOKEN * length) if max_iters is None else max_iters
-        if iters < 1:
-            raise InputError(f"max_iters must be positive, got {iters}")
-        check_budget(1, length, iters)
-        sol = solve_inputs(model, task, tokens[None], task.positions(length), iters, halting)
-        logits = sol.logits[0]
-        answers.append(Answer(text, task.decode(text, tokens, logits), task.describe(text, tokens, logits),
-                              int(sol.iterations[0])))
-    return answers
+    model, task, cfg = runs.load_model(run, pick_device(device))
+    task = task if data is None else task.moved_to(data)
+    if compile:
+        model.compile_step()
+    train_iters = cfg.get("train", {}).get("train_iters", DEFAULT_TRAIN_ITERS)
+    max_iters = EVAL_DEPTH_FACTOR * train_iters if max_iters is None else max_iters
+    curves = evaluate(model, task, splits, max_iters, n=n, seed=seed, halting=halting, progress=progress)
+    result = eval_result(task, run, curves, max_iters, seed, halting)
+    out = Path(out) if out is not None else Path(run) / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "eval.json", result)
+    plot_curves(curves, out / "eval.png", title=f"{task.name}: {Path(run).name}")
+    print_table(curves)
+    return result
 
 
-@dataclass
-class Outcomes:
-    """Per-example exact match on one batch, without halting, and where ``Halting`` would stop.
-
-    accuracy: T floats (after iterations 1..T); correct: {t: (N,) bool} at the requested iterations;
-    halted: (N,) bool correctness where each sample would halt; halted_at: (N,) its iteration.
-    """
-
-    accuracy: list[float]
-    correct: dict[int, torch.Tensor]
-    halted: torch.Tensor
-    halted_at: torch.Tensor
+def print_table(curves: list[Curve]) -> None:
+    print(f"{'split':>8} {'n':>6} {'best_it':>7} {'best_acc':>8} {'final_acc':>9} {'final_res':>9} {'mean_its':>8}",
+          file=sys.stderr)
+    for c in curves:
+        b = c.best_iteration
+        print(
+            f"{c.split:>8} {c.n:>6} {b:>7} {c.accuracy[b - 1]:>8.4f} {c.accuracy[-1]:>9.4f} {c.residual[-1]:>9.2e} "
+            f"{c.mean_iterations_used:>8.1f}",
+            file=sys.stderr,
+        )
 
 
-@torch.no_grad()
-def outcomes(model: Looped, task: Task, batch: Batch, max_iters: int, at: tuple[int, ...],
-             halting: Halting | None = None, chunk: int = 500) -> Outcomes:
-    """Run every sample of ``batch`` (inputs (N, L)) for ``max_iters`` steps and score it after each.
+def plot_curves(curves: list[Curve], path: Path, title: str) -> None:
+    """Accuracy (top) and relative residual (bottom, log scale) against iterations, one line per split."""
+    import matplotlib
 
-    ``halting`` (default ``Halting()``) is applied along the same trajectories after the fact, as
-    ``iterate`` would: a sample halts at the first step whose residual is below ``tol`` or whose
-    prediction has not changed for ``patience`` steps, and keeps that step's prediction.
-    """
-    halting = halting or Halting()
-    if any(not 1 <= t <= max_iters for t in at):
-        raise InputError(f"iterations {at} must lie in 1..{max_iters}")
-    device = next(model.parameters()).device
-    sums = torch.zeros(max_iters, dtype=torch.float64)
-    kept: dict[int, list[torch.Tensor]] = {t: [] for t in at}
-    halted, halted_at = [], []
-    for start in range(0, len(batch), chunk):
-        part = batch.slice(start, start + chunk).to(device)
-        x = model.embed_input(part.inputs, part.positions)
-        h = model.initial_state(x)
-        last = task.predict(part.inputs, model.readout(h))
-        unchanged = torch.zeros(len(part), dtype=torch.long, device=device)
-        stop = torch.zeros(len(part), dtype=torch.long, device=device)  # 0: not halted yet
-        ok_stop = torch.zeros(len(part), dtype=torch.bool, device=device)
-        for t in range(1, max_iters + 1):
-            h_next = model.step(h, x)
-            r = relative_residual(h_next, h)
-            h = h_next
-            pred = task.predict(part.inputs, model.readout(h))
-            ok = task.score(pred, part.targets)
-            sums[t - 1] += ok.double().sum().cpu()
-            if t in kept:
-                kept[t].append(ok.cpu())
-            unchanged = torch.where((pred == last).flatten(1).all(1), unchanged + 1, 0)
-            last = pred
-            now = (stop == 0) & ((r < halting.tol) | (unchanged >= halting.patience) | (t == max_iters))
-            stop[now], ok_stop[now] = t, ok[now]
-        halted.append(ok_stop.cpu())
-        halted_at.append(stop.cpu())
-    return Outcomes((sums / len(batch)).tolist(), {t: torch.cat(v) for t, v in kept.items()},
-                    torch.cat(halted), torch.cat(halted_at))
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax_acc, ax_res) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    for c in curves:
+        its = range(1, len(c.accuracy) + 1)
+        ax_acc.plot(its, c.accuracy, label=c.split)
+        ax_res.plot(its, c.residual, label=c.split)
+    ax_acc.set_ylabel("exact-match accuracy")
+    ax_acc.set_ylim(-0.02, 1.02)
+    ax_acc.legend(title="split")
+    ax_acc.set_title(title)
+    ax_res.set_yscale("log")
+    ax_res.set_ylabel(r"$\|h_t - h_{t-1}\| / \|h_t\|$")
+    ax_res.set_xlabel("iteration")
+    fig.tight_layout()
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+    plt.close(fig)

@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from looped import evaluate, runs
+from looped import runs
+from looped.evaluate import iterate
 from looped.tasks.chess import task as cp
 
 DEEP = 7
@@ -53,7 +54,7 @@ def correct_by_iteration(model, task, idx: np.ndarray, max_iters: int) -> torch.
     tokens = torch.from_numpy(data["tokens"][idx])
     targets = cp.targets_for(data["move"][idx])
     rows, resid = [], []
-    for state in evaluate.iterate(model, task, tokens, cp._RANKS_FILES, max_iters):
+    for state in iterate(model, task, tokens, cp._RANKS_FILES, max_iters):
         move = cp.best_legal(tokens, state.logits)
         rows.append((move == cp.move_squares(targets)).all(dim=1))
         resid.append(state.residual.double().mean().item())

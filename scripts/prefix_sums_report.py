@@ -21,7 +21,7 @@ VARIANTS = ["internal-layernorm", "input-layernorm", "none-layernorm", "internal
 def results(path: Path) -> dict:
     if not path.exists() or not path.stat().st_size:
         return {}
-    return {r["length"]: r for r in json.loads(path.read_text())["results"]}
+    return {int(r["split"]): r for r in json.loads(path.read_text())["results"]}  # by length in bits
 
 
 def series(r: dict, key: str) -> tuple[list[int], list[float]]:

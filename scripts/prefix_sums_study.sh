@@ -23,10 +23,10 @@ evaluate() {  # run kind [max-iters of main]
   local run="$OUT/$1" args
   [ -s "$run/eval-$2.json" ] && return
   case $2 in
-    main) args="--lengths 32,512 --n 1000 --max-iters ${3:-450}" ;;  # best config: to ~2x the best iteration
-    long) args="--lengths 1024 --n 1000 --max-iters 520" ;;
-    tenk) args="--lengths 512 --n 10000 --max-iters 260" ;;
-    var)  args="--lengths 32,512 --n 500 --max-iters 400" ;;   # the other five variants
+    main) args="--split 32,512 --n 1000 --max-iters ${3:-450}" ;;  # best config: to ~2x the best iteration
+    long) args="--split 1024 --n 1000 --max-iters 520" ;;
+    tenk) args="--split 512 --n 10000 --max-iters 260" ;;
+    var)  args="--split 32,512 --n 500 --max-iters 400" ;;   # the other five variants
   esac
   looped eval "$run" $args --halting off --compile --quiet --json --out "$run/eval-$2" > "$run/eval-$2.json.tmp"
   mv "$run/eval-$2.json.tmp" "$run/eval-$2.json"

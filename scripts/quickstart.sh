@@ -13,5 +13,5 @@ command -v qqwing > /dev/null && { command -v stockfish || test -x /usr/games/st
 python3 scripts/chess_data.py lichess || echo "rated chess puzzles not extracted; rerun: python scripts/chess_data.py lichess"
 RUN=${RUN:-runs/quickstart-$(date +%Y%m%d-%H%M%S)}
 looped train --task prefix-sums --recall internal --outer-norm layernorm --minutes 10 --ema 0.995 --compile --out "$RUN"
-looped eval "$RUN" --lengths 32,128,512 --n 200 --max-iters 300 --compile
+looped eval "$RUN" --split 32,128,512 --n 200 --max-iters 300 --compile
 echo "accuracy-vs-iterations plot: $RUN/eval/eval.png"

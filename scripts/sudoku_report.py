@@ -28,7 +28,7 @@ def evals(run: Path) -> dict:
     path = run / "eval.json"
     if not path.exists() or not path.stat().st_size:
         return {}
-    return {r["tier"]: r for r in json.loads(path.read_text())["results"]}
+    return {r["split"]: r for r in json.loads(path.read_text())["results"]}
 
 
 def runs_of(runs_dir: Path, recall: str) -> list[Path]:

@@ -47,12 +47,12 @@ def test_train_resume_continues(run_dir, tmp_path):
 
 
 def test_eval_json_contract(run_dir, tmp_path):
-    proc = looped("eval", run_dir, "--lengths", "8,16", "--max-iters", "5", "--n", "20", "--json", "--quiet",
+    proc = looped("eval", run_dir, "--split", "8,16", "--max-iters", "5", "--n", "20", "--json", "--quiet",
                   "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["task"] == "prefix-sums" and result["run"] == str(run_dir)
-    assert [r["length"] for r in result["results"]] == [8, 16]
+    assert [r["split"] for r in result["results"]] == ["8", "16"]
     for r in result["results"]:
         assert r["n"] == 20
         assert sorted(map(int, r["accuracy_by_iteration"])) == [1, 2, 3, 4, 5]
@@ -61,6 +61,26 @@ def test_eval_json_contract(run_dir, tmp_path):
         assert r["accuracy_by_iteration"][str(r["best_iteration"])] == r["best_accuracy"]
     assert (tmp_path / "eval.png").stat().st_size > 1000
     assert json.loads((tmp_path / "eval.json").read_text()) == result
+
+
+def test_eval_json_names_the_splits_of_every_task_the_same_way(run_dir, tmp_path, capsys):
+    """One schema for every task: a prefix-sums length and a sudoku tier are both ``"split"``, a name."""
+    from looped import cli
+
+    sudoku = runs.shipped_model("sudoku")
+    if not (sudoku / "model.safetensors").exists():
+        pytest.skip("no shipped sudoku model")
+    found = []
+    for run, split in ((run_dir, "8"), (sudoku, "easy")):
+        args = ["eval", run, "--split", split, "--n", "2", "--max-iters", "2", "--json", "--quiet", "--out", tmp_path / split]
+        assert cli.main([str(a) for a in args]) == 0
+        found.append(json.loads(capsys.readouterr().out))
+    ps, sd = found
+    assert ps.keys() == sd.keys()
+    (a,), (b,) = ps["results"], sd["results"]
+    assert (a["split"], b["split"]) == ("8", "easy")
+    assert set(a) < set(b)  # the same fields, and sudoku's other metrics
+    assert all(k.startswith("best_") or k.endswith("_by_iteration") for k in set(b) - set(a))
 
 
 def test_solve_one_input_and_a_file(run_dir, tmp_path):
@@ -125,11 +145,11 @@ def test_bad_line_in_a_file_names_the_line(run_dir, tmp_path):
 
 
 def test_eval_rejects_a_bad_length(run_dir):
-    assert_user_error(looped("eval", run_dir, "--lengths", "32,abc", "--max-iters", "2"))
+    assert_user_error(looped("eval", run_dir, "--split", "32,abc", "--max-iters", "2"))
 
 
 def test_eval_refuses_work_beyond_the_limit_up_front(run_dir):
-    proc = looped("eval", run_dir, "--lengths", "100000", "--n", "100000", "--max-iters", "1000")
+    proc = looped("eval", run_dir, "--split", "100000", "--n", "100000", "--max-iters", "1000")
     assert_user_error(proc)
     assert "LOOPED_MAX_ELEMENTS" in proc.stderr
 

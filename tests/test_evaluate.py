@@ -2,8 +2,9 @@ import pytest
 import torch
 
 from looped import runs
-from looped.evaluate import Halting, LimitError, accuracy_curve, check_budget, solve_inputs
+from looped.evaluate import Halting, LimitError, accuracy_curve, check_budget
 from looped.model import LoopedConfig, LoopedTransformer
+from looped.solve import solve_inputs
 from looped.tasks import get_task
 
 
@@ -17,9 +18,9 @@ def tiny():
 def test_accuracy_curve_matches_forward_at_every_iteration():
     model, task = tiny(), get_task("prefix-sums")
     batch = task.generate(task.split("6"), 40, seed=1)
-    metrics, res, used = accuracy_curve(model, task, batch, max_iters=5, chunk=7)
-    assert used.tolist() == [5] * 40
-    acc = metrics["exact"]
+    curve = accuracy_curve(model, task, batch, max_iters=5, chunk=7)
+    assert curve.iterations.tolist() == [5] * 40
+    acc, res = curve.accuracy, curve.residual
     out = model(batch.inputs, 5, logits_at=[1, 2, 3, 4, 5], track_residuals=True)
     for t in range(1, 6):
         expected = task.score(out.logits[t].argmax(-1), batch.targets).float().mean().item()
@@ -60,12 +61,12 @@ def test_halting_stops_each_input_where_a_full_run_says(halting):
     batch = task.generate(task.split("24"), 13, seed=0)
     batch.inputs = tokens
     batch.targets = (tokens.cumsum(1) % 2)
-    metrics, res, used = accuracy_curve(model, task, batch, 60, chunk=5, halting=halting)
-    assert used.tolist() == stops
+    curve = accuracy_curve(model, task, batch, 60, chunk=5, halting=halting)
+    assert curve.iterations.tolist() == stops
     for t in (1, 7, 30, 60):
         frozen = torch.stack([out.logits[min(t, s)][b] for b, s in enumerate(stops)])
         expected = task.score(frozen.argmax(-1), batch.targets).double().mean().item()
-        assert metrics["exact"][t - 1] == pytest.approx(expected)
+        assert curve.accuracy[t - 1] == pytest.approx(expected)
 
 
 def test_halting_off_runs_every_input_to_the_cap():
@@ -92,17 +93,26 @@ def test_budget_limit_is_clear():
 
 
 @pytest.mark.parametrize("halting", [Halting(tol=1e-12, patience=4), Halting(tol=1e-2, patience=6)])
-def test_outcomes_score_every_example_and_halt_where_a_full_run_says(halting):
-    from looped import runs
-    from looped.evaluate import outcomes
-
+def test_per_example_correctness_without_and_with_halting(halting):
+    """Without halting: each example's exact match at the iterations asked for; with halting: each
+    example's at the step where it halts (what ``looped reproduce`` keeps per run)."""
     model, task, _ = runs.load_model(SHIPPED)
     batch = task.generate(task.split("24"), 13, seed=0)
     out, stops = halting_reference(model, batch.inputs, 40, halting)
-    o = outcomes(model, task, batch, 40, at=(3, 40), halting=halting, chunk=5)
+    full = accuracy_curve(model, task, batch, 40, chunk=5, correct_at=(3, 40))
     for t in (3, 40):
-        assert o.correct[t].tolist() == task.score(out.logits[t].argmax(-1), batch.targets).tolist()
-        assert o.accuracy[t - 1] == pytest.approx(o.correct[t].double().mean().item())
-    assert o.halted_at.tolist() == stops
+        assert full.correct[t].tolist() == task.score(out.logits[t].argmax(-1), batch.targets).tolist()
+        assert full.accuracy[t - 1] == pytest.approx(full.correct[t].double().mean().item())
+    halted = accuracy_curve(model, task, batch, 40, chunk=5, halting=halting, correct_at=(40,))
+    assert halted.iterations.tolist() == stops
     expected = [bool(task.score(out.logits[s][b : b + 1].argmax(-1), batch.targets[b : b + 1])) for b, s in enumerate(stops)]
-    assert o.halted.tolist() == expected
+    assert halted.correct[40].tolist() == expected
+    assert halted.accuracy[-1] == pytest.approx(sum(expected) / len(expected))
+
+
+def test_correctness_asked_past_the_last_iteration_is_refused():
+    from looped.tasks import InputError
+
+    model, task = tiny(), get_task("prefix-sums")
+    with pytest.raises(InputError, match="1..5"):
+        accuracy_curve(model, task, task.generate(task.split("6"), 4, seed=1), 5, correct_at=(6,))

@@ -399,7 +399,35 @@ def test_a_run_killed_mid_training_resumes_to_the_same_weights(tmp_path, monkeyp
     assert [m["step"] for m in runs.read_metrics(tmp_path / "cut")] == [1, 2, 3, 4]
     a, b = (runs.read_tensors(tmp_path / d / runs.WEIGHTS) for d in ("whole", "cut"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert evaluation(tmp_path / "whole", spec) == evaluation(tmp_path / "cut", spec)
+    whole, cut = evaluation(tmp_path / "whole", spec), evaluation(tmp_path / "cut", spec)
+    assert [e["results"] for e in whole] == [e["results"] for e in cut]
+
+
+def test_the_reproduction_evaluates_as_looped_eval_does(tmp_path, capsys):
+    """A run's eval files are ``looped eval``'s JSON with halting off and on, on the same examples;
+    the per-example outcomes the record keeps agree with its curves."""
+    from looped import cli
+    from looped.reproduce.grid import evaluation, grid, make_record, train
+
+    spec = grid(tiny_budget(steps=4))[0]
+    plan, run = spec.plan, tmp_path / "run"
+    train(spec, run, compile=False)
+    full, halted = evaluation(run, spec)
+    splits = ",".join(plan.easy + plan.hard)
+    for result, halting in ((full, "off"), (halted, "on")):
+        assert cli.main(["eval", str(run), "--split", splits, "--n", str(plan.n_eval), "--max-iters", str(spec.eval_iters),
+                         "--halting", halting, "--json", "--quiet", "--out", str(tmp_path / halting)]) == 0
+        by_cli = json.loads(capsys.readouterr().out)
+        assert [r.pop("correct_by_iteration", None) is not None for r in result["results"]] == [halting == "off"] * 2
+        assert by_cli == result
+    record = make_record(spec, *evaluation(run, spec), analysis=None)
+    for s in plan.easy + plan.hard:
+        ok = [c == "1" for c in record["correct"][s]]
+        assert len(ok) == plan.n_eval and record["curves"][s][-1] == pytest.approx(sum(ok) / len(ok))
+    (h,) = plan.hard
+    at_n = [c == "1" for c in record["correct_at_train_depth"][h]]
+    assert record["hard_accuracy_at_train_depth"] == pytest.approx(sum(at_n) / len(at_n))
+    assert record["hard_halting_accuracy"] == halted["results"][1]["final_accuracy"]
 
 
 def test_a_run_whose_loss_diverges_keeps_its_last_checkpoint(tmp_path, monkeypatch):

@@ -7,8 +7,10 @@ recall + LayerNorm, ``alpha=0``: last-iteration loss at the training depth ``N``
 
 Each step writes its output atomically and is skipped when that output exists, so a killed
 reproduction resumes where it stopped (training itself resumes from its last checkpoint).
-A finished run leaves ``record.json``: everything the claims and the report need, including
-per-example correctness, so the report can be regenerated from records alone.
+A run is evaluated as ``looped eval`` does and its eval JSON kept: ``eval.json`` with halting off
+and each example's exact match, ``eval-halting.json`` with ``Halting()``. A finished run leaves
+``record.json``: everything the claims and the report need, including per-example correctness, so
+the report can be regenerated from records alone.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ from tqdm import tqdm
 from .. import runs
 from ..analyze import analyze_run
 from ..config import pick_device
-from ..evaluate import EVAL_SEED_BASE, outcomes
+from ..evaluate import Halting, eval_result, evaluate
 from ..model import RECALLS
 from ..tasks import get_task
 from ..train import TrainConfig, Trainer, model_config
 from .budgets import NORMS, Budget, TaskPlan
 
 RECORD = "record.json"
+EVAL, EVAL_HALTING = "eval.json", "eval-halting.json"  # looped eval's JSON: halting off (scored), on (reported)
 DIVERGED = "diverged.json"
 ANALYZE_TOL = 1e-5  # relative residual that counts as reaching the fixed point
 MAX_WARMUP, WARMUP_SHARE = 200, 10  # warmup: a tenth of the steps, at most 200
@@ -102,8 +105,9 @@ def execute(spec: RunSpec, out: Path, budget: Budget) -> dict:
         return read_record(run)
     plan = spec.plan
     train(spec, run, budget.compile)
-    if not (run / "eval.json").exists():
-        runs.write_json(run / "eval.json", runs.json_safe(evaluation(run, spec)))
+    if not (run / EVAL_HALTING).exists():  # written last of the two
+        for name, result in zip((EVAL, EVAL_HALTING), evaluation(run, spec)):
+            runs.write_json(run / name, runs.json_safe(result))
     analysis = None
     if not spec.baseline:
         if not (run / "analysis.json").exists():
@@ -112,8 +116,8 @@ def execute(spec: RunSpec, out: Path, budget: Budget) -> dict:
             result.pop("traces")
             runs.write_json(run / "analysis.json", result)
         analysis = json.loads((run / "analysis.json").read_text())
-    record = make_record(spec, json.loads((run / "eval.json").read_text()), analysis) | {
-        "diverged": (run / DIVERGED).exists()}
+    full, halted = (json.loads((run / name).read_text()) for name in (EVAL, EVAL_HALTING))
+    record = make_record(spec, full, halted, analysis) | {"diverged": (run / DIVERGED).exists()}
     runs.write_json(run / RECORD, record)
     return record
 
@@ -145,48 +149,43 @@ def train(spec: RunSpec, run: Path, compile: bool) -> None:
         runs.write_json(run / DIVERGED, {"error": str(e)})
 
 
-def evaluation(run: Path, spec: RunSpec) -> dict:
-    """Per split: accuracy after every iteration up to ``spec.eval_iters``, per-example correctness
-    there and at the training depth N, and where adaptive halting would stop."""
+def evaluation(run: Path, spec: RunSpec) -> tuple[dict, dict]:
+    """The run's eval JSON (``looped eval``'s) on every split, up to ``spec.eval_iters``: with halting off
+    and each example's exact match there and at the training depth N; and with ``Halting()``."""
     plan = spec.plan
     model, task, _ = runs.load_model(run, pick_device("auto"))
-    T, N = spec.eval_iters, plan.train_iters
-    out = {}
-    for name in plan.easy + plan.hard:
-        batch = task.generate(task.split(name), plan.n_eval, seed=EVAL_SEED_BASE)
-        o = outcomes(model, task, batch, T, at=tuple(sorted({N, T})))
-        out[name] = {"n": len(batch), "accuracy": o.accuracy, "correct": _bits(o.correct[T]),
-                     "correct_at_train_depth": _bits(o.correct[N]), "halting_accuracy": o.halted.double().mean().item(),
-                     "halting_mean_iterations": o.halted_at.double().mean().item()}
-    return out
+    T, splits = spec.eval_iters, list(plan.easy + plan.hard)
+    full = evaluate(model, task, splits, T, n=plan.n_eval, correct_at=(plan.train_iters, T))
+    halted = evaluate(model, task, splits, T, n=plan.n_eval, halting=Halting())
+    return eval_result(task, run, full, T, 0, None), eval_result(task, run, halted, T, 0, Halting())
 
 
-def _bits(ok: torch.Tensor) -> str:
-    """(N,) bool -> a string of 0s and 1s (compact in JSON)."""
-    return "".join("1" if v else "0" for v in ok.tolist())
-
-
-def make_record(spec: RunSpec, ev: dict, analysis: dict | None) -> dict:
+def make_record(spec: RunSpec, full: dict, halted: dict, analysis: dict | None) -> dict:
     """The run's summary: accuracies at ``T_max`` (at N for the baseline), per-example outcomes,
-    the oracle and halting accuracies (reported only), and its stability numbers (None for the baseline)."""
+    the oracle and halting accuracies (reported only), and its stability numbers (None for the baseline).
+    ``full``, ``halted``: the eval JSON of ``evaluation``."""
     plan = spec.plan
+    by_split = {r["split"]: r for r in full["results"]}
+    curve = {s: [r["accuracy_by_iteration"][str(t)] for t in range(1, spec.eval_iters + 1)] for s, r in by_split.items()}
+    halting = {r["split"]: r["final_accuracy"] for r in halted["results"]}
+    correct = lambda s, t: by_split[s]["correct_by_iteration"][str(t)]  # noqa: E731
 
-    def mean(names, key):
-        return sum(key(ev[s]) for s in names) / len(names)
+    def mean(names, value):
+        return sum(value(s) for s in names) / len(names)
 
-    at_t = lambda e: e["accuracy"][-1]  # noqa: E731
     return {
         "name": spec.name, "task": plan.task, "recall": spec.recall, "outer_norm": spec.norm, "seed": spec.seed,
         "baseline": spec.baseline, "easy": list(plan.easy), "hard": list(plan.hard),
-        "n_eval": min(ev[s]["n"] for s in plan.hard), "train_iters": plan.train_iters, "eval_iters": spec.eval_iters,
-        "easy_accuracy": mean(plan.easy, at_t),
-        "hard_accuracy": mean(plan.hard, at_t),
-        "hard_accuracy_at_train_depth": mean(plan.hard, lambda e: e["accuracy"][plan.train_iters - 1]),
-        "hard_oracle_accuracy": mean(plan.hard, lambda e: max(e["accuracy"])),
-        "hard_halting_accuracy": mean(plan.hard, lambda e: e["halting_accuracy"]),
-        "curves": {s: ev[s]["accuracy"] for s in plan.easy + plan.hard},
-        "correct": {s: ev[s]["correct"] for s in plan.easy + plan.hard},
-        "correct_at_train_depth": {s: ev[s]["correct_at_train_depth"] for s in plan.hard},
+        "n_eval": min(by_split[s]["n"] for s in plan.hard), "train_iters": plan.train_iters,
+        "eval_iters": spec.eval_iters,
+        "easy_accuracy": mean(plan.easy, lambda s: curve[s][-1]),
+        "hard_accuracy": mean(plan.hard, lambda s: curve[s][-1]),
+        "hard_accuracy_at_train_depth": mean(plan.hard, lambda s: curve[s][plan.train_iters - 1]),
+        "hard_oracle_accuracy": mean(plan.hard, lambda s: max(curve[s])),
+        "hard_halting_accuracy": mean(plan.hard, halting.__getitem__),
+        "curves": {s: curve[s] for s in plan.easy + plan.hard},
+        "correct": {s: correct(s, spec.eval_iters) for s in plan.easy + plan.hard},
+        "correct_at_train_depth": {s: correct(s, plan.train_iters) for s in plan.hard},
         "stability": None if analysis is None else stability_record(analysis),
     }
 

@@ -71,7 +71,6 @@ class Task(ABC):
     name: str
     vocab_size: int
     num_classes: int
-    split_key: str = "split"  # how eval JSON names a split ("length" for prefix sums)
     train_splits: tuple[str, ...]
     eval_splits: tuple[str, ...]
     can_augment: bool = False  # whether ``augment`` is implemented

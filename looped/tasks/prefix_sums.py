@@ -18,7 +18,6 @@ class PrefixSums(Task):
     name = "prefix-sums"
     vocab_size = 2
     num_classes = 2
-    split_key = "length"
     train_splits = ("32",)
     eval_splits = ("32", "128", "512", "1024")
 

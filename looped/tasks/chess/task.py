@@ -202,7 +202,6 @@ class Chess(Task):
     name = "chess"
     vocab_size = 13
     num_classes = 2
-    split_key = "split"
     train_splits = ("mate1", "mate2")
     eval_splits = MATES + RATED
     can_augment = True

@@ -140,7 +140,6 @@ class Sudoku(Task):
     name = "sudoku"
     vocab_size = 10  # 0 blank, 1-9
     num_classes = 9  # digit - 1
-    split_key = "tier"
     train_splits = ("easy", "medium")
     eval_splits = tuple(TIERS)
     can_augment = True
