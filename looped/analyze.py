@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from . import runs, stability
+from .io import atomic_write, write_json
 from .evaluate import EVAL_SEED_BASE
 from .config import pick_device
 from .model import Looped
@@ -162,7 +163,7 @@ def _fmt(v: float | None) -> str:
 def write_report(r: dict, out: Path) -> None:
     """``analysis.json``, ``analysis.md`` and PNG plots under ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    runs.write_json(out / "analysis.json", r)
+    write_json(out / "analysis.json", r)
     lines = [f"# Stability analysis: {r['run']}", "", f"Task `{r['task']}`, split `{r['split']}`, {r['n']} samples.", ""]
     lines += [f"- {line}" for line in verdict_lines(r)]
     lines += ["", "| metric | value |", "|---|---|"]
@@ -170,7 +171,7 @@ def write_report(r: dict, out: Path) -> None:
         for k, v in r[axis].items():
             lines.append(f"| {axis}.{k} | {v if not isinstance(v, float) else f'{v:.4g}'} |")
     lines += ["", "![residuals](residuals.png) ![rho](rho.png) ![sensitivity](sensitivity.png)", ""]
-    runs.atomic_write(out / "analysis.md", lambda tmp: Path(tmp).write_text("\n".join(lines)))
+    atomic_write(out / "analysis.md", lambda tmp: Path(tmp).write_text("\n".join(lines)))
     _plots(r, out)
 
 
@@ -189,7 +190,7 @@ def _plots(r: dict, out: Path) -> None:
     ax.set_ylabel("relative residual")
     ax.set_title("fixed-point residual per sample")
     fig.tight_layout()
-    runs.atomic_write(out / "residuals.png", lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    atomic_write(out / "residuals.png", lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
     for key, name, label in (("rho", "rho.png", r"$\rho(J_h)$"), ("sensitivity", "sensitivity.png", "IFT sensitivity")):
         vals = [v for v in r["per_sample"][key] if v is not None and math.isfinite(v)]
@@ -200,5 +201,5 @@ def _plots(r: dict, out: Path) -> None:
         ax.set_xlabel(label)
         ax.set_ylabel("samples")
         fig.tight_layout()
-        runs.atomic_write(out / name, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+        atomic_write(out / name, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
         plt.close(fig)

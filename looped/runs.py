@@ -22,7 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .config import ConfigError, config_from_dict
-from .io import atomic_write, json_safe, write_json  # noqa: F401 (re-exported)
+from .io import atomic_write
 from .model import Looped
 from .tasks import InputError, Task, task_from_record
 

@@ -29,6 +29,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from . import distributed, runs
+from .io import atomic_write, write_json
 from .evaluate import EVAL_SEED_BASE
 from .dtnet import DTNetConfig
 from .config import (ARCHITECTURES, DEFAULT_ARCH, ConfigError, check_field_types, config_from_dict, from_known_fields,
@@ -237,7 +238,7 @@ class Trainer:
         distributed.broadcast_parameters(self.model, self.ctx)
         if self.ctx.main:
             self.out.mkdir(parents=True, exist_ok=True)
-            runs.write_json(self.out / runs.CONFIG, self.config_dict())
+            write_json(self.out / runs.CONFIG, self.config_dict())
 
     def config_dict(self) -> dict:
         return {**task_record(self.task), "model": self.model_cfg.to_dict(), "train": self.cfg.to_dict()}
@@ -269,7 +270,7 @@ class Trainer:
         if not self.ctx.main:
             return
         lines = "".join(json.dumps(m) + "\n" for m in self.metrics)
-        runs.atomic_write(self.out / runs.METRICS, lambda tmp: Path(tmp).write_text(lines))
+        atomic_write(self.out / runs.METRICS, lambda tmp: Path(tmp).write_text(lines))
         meta = {"step": str(self.step), "elapsed": repr(self.elapsed), "world_size": str(self.ctx.world)}
         runs.write_checkpoint(self.out / runs.CHECKPOINT, self.states(), meta)
         runs.write_tensors(self.out / runs.WEIGHTS, self.weights().state_dict())

@@ -20,9 +20,9 @@ def small_train(**kw):
     return TrainConfig(**base)
 
 
-def test_no_grad_prefix_carries_no_gradient():
-    model = LoopedTransformer(LoopedConfig(**SMALL))
-    calls = []
+def spied_model(**cfg) -> tuple[LoopedTransformer, list[tuple[bool, bool]]]:
+    """A small model whose every step appends (grad enabled, h requires grad) to the returned list."""
+    model, calls = LoopedTransformer(LoopedConfig(**SMALL, **cfg)), []
     real_step = model.step
 
     def spy(h, x_emb):
@@ -30,6 +30,11 @@ def test_no_grad_prefix_carries_no_gradient():
         return real_step(h, x_emb)
 
     model.step = spy
+    return model, calls
+
+
+def test_no_grad_prefix_carries_no_gradient():
+    model, calls = spied_model()
     task = get_task("prefix-sums")
     batch = task.generate(task.split("8"), 4, 0)
     loss = progressive_loss(model, batch, n=3, k=2, total=5, alpha=1.0)
@@ -51,27 +56,21 @@ def test_with_no_prefix_the_gradient_reaches_the_embedding_without_recall():
 
 
 def test_alpha_zero_runs_only_the_full_depth_pass():
-    model = LoopedTransformer(LoopedConfig(**SMALL))
-    calls = []
-    real_step = model.step
-    model.step = lambda h, x: (calls.append(torch.is_grad_enabled()), real_step(h, x))[1]
+    model, calls = spied_model()
     task = get_task("prefix-sums")
     progressive_loss(model, task.generate(task.split("8"), 4, 0), n=3, k=2, total=5, alpha=0.0)
-    assert calls == [True] * 5
+    assert [grad for grad, _ in calls] == [True] * 5
 
 
 def test_grad_window_bounds_the_steps_with_gradient():
-    model = LoopedTransformer(LoopedConfig(**SMALL))
-    calls = []
-    real_step = model.step
-    model.step = lambda h, x: (calls.append(torch.is_grad_enabled()), real_step(h, x))[1]
+    model, calls = spied_model()
     task = get_task("prefix-sums")
     batch = task.generate(task.split("8"), 4, 0)
     progressive_loss(model, batch, n=3, k=2, total=9, alpha=0.0, grad_window=4).backward()
-    assert calls == [False] * 5 + [True] * 4
+    assert [grad for grad, _ in calls] == [False] * 5 + [True] * 4
     calls.clear()
     with_window = progressive_loss(model, batch, n=0, k=9, total=9, alpha=0.0, grad_window=20)
-    assert calls == [True] * 9  # a window longer than the loop changes nothing
+    assert [grad for grad, _ in calls] == [True] * 9  # a window longer than the loop changes nothing
     assert with_window.item() == pytest.approx(progressive_loss(model, batch, 0, 9, 9, 0.0).item())
 
 

@@ -25,6 +25,7 @@ import torch
 from tqdm import tqdm
 
 from .. import runs
+from ..io import json_safe, write_json
 from ..analyze import analyze_run
 from ..config import pick_device
 from ..evaluate import Halting, eval_result, evaluate
@@ -107,18 +108,18 @@ def execute(spec: RunSpec, out: Path, budget: Budget) -> dict:
     train(spec, run, budget.compile)
     if not (run / EVAL_HALTING).exists():  # written last of the two
         for name, result in zip((EVAL, EVAL_HALTING), evaluation(run, spec)):
-            runs.write_json(run / name, runs.json_safe(result))
+            write_json(run / name, json_safe(result))
     analysis = None
     if not spec.baseline:
         if not (run / "analysis.json").exists():
             result = analyze_run(run, plan.easy[0], plan.n_analyze, budget.analyze_max_iter, tol=ANALYZE_TOL,
                                  device="cpu", dense_limit=budget.dense_limit)
             result.pop("traces")
-            runs.write_json(run / "analysis.json", result)
+            write_json(run / "analysis.json", result)
         analysis = json.loads((run / "analysis.json").read_text())
     full, halted = (json.loads((run / name).read_text()) for name in (EVAL, EVAL_HALTING))
     record = make_record(spec, full, halted, analysis) | {"diverged": (run / DIVERGED).exists()}
-    runs.write_json(run / RECORD, record)
+    write_json(run / RECORD, record)
     return record
 
 
@@ -146,7 +147,7 @@ def train(spec: RunSpec, run: Path, compile: bool) -> None:
     except FloatingPointError as e:
         if not (run / runs.WEIGHTS).exists():
             raise
-        runs.write_json(run / DIVERGED, {"error": str(e)})
+        write_json(run / DIVERGED, {"error": str(e)})
 
 
 def evaluation(run: Path, spec: RunSpec) -> tuple[dict, dict]:

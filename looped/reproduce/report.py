@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import runs
+from ..io import atomic_write, json_safe, write_json
 from ..model import RECALLS
 from .budgets import NORMS
 from .claims import (RECALL_NORM, RULES, Verdict, baselines, c5_runs, grid_runs, learned, relative_hard_accuracy,
@@ -53,11 +53,11 @@ def write_report(out: Path, budget: str, records: list[dict], verdicts: list[Ver
     sha = commit()
     summary = {"rules": RULES, "budget": budget, "command": command, "commit": sha, "machine": machine(),
                "verdicts": [asdict(v) for v in verdicts], "runs": [summary_run(r) for r in records]}
-    runs.write_json(out / "summary.json", runs.json_safe(summary))
+    write_json(out / "summary.json", json_safe(summary))
     curves_plot(records, out / CURVES_PNG)
     score_plot(records, out / SCORE_PNG)
     text = markdown(budget, records, verdicts, command, sha)
-    runs.atomic_write(out / "REPORT.md", lambda tmp: Path(tmp).write_text(text))
+    atomic_write(out / "REPORT.md", lambda tmp: Path(tmp).write_text(text))
 
 
 def markdown(budget: str, records: list[dict], verdicts: list[Verdict], command: str, sha: str | None) -> str:
@@ -171,7 +171,7 @@ def curves_plot(records: list[dict], path: Path) -> None:
         row[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.suptitle("Accuracy against iterations, mean over seeds (band: 95% over examples)")
     fig.tight_layout()
-    runs.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
 
 
@@ -216,5 +216,5 @@ def score_plot(records: list[dict], path: Path) -> None:
     axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.suptitle(f"C5: {note} ({len(held)})")
     fig.tight_layout()
-    runs.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
