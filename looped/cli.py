@@ -15,7 +15,7 @@ from dataclasses import fields
 from pathlib import Path
 
 from .config import ARCHITECTURES, DEFAULT_ARCH, ConfigError
-from .evaluate import LimitError
+from .evaluate import EVAL_N, Halting, LimitError
 from .runs import RunError
 from .tasks import TASKS, InputError
 from .train import TrainConfig
@@ -67,7 +67,7 @@ def build_parser() -> Parser:
     e.add_argument("--split", type=csv_list, default=None,
                    help="comma-separated split names, e.g. 32,512 or easy,hardest (default: the task's eval splits)")
     e.add_argument("--max-iters", type=int, default=None, help="default: 4x the training depth")
-    e.add_argument("--n", type=int, default=1000, help="examples per split")
+    e.add_argument("--n", type=int, default=EVAL_N, help="examples per split")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--out", type=Path, default=None, help="where to write eval.json/eval.png (default RUN/eval)")
     e.add_argument("--data", type=Path, default=None, metavar="DIR",
@@ -177,13 +177,12 @@ def given(args: argparse.Namespace, prefix: str) -> dict:
 def add_halting(p: argparse.ArgumentParser, off: str) -> None:
     p.add_argument("--halting", choices=("on", "off"), default="on",
                    help=f"on (default): each input stops once it halts; {off}")
-    p.add_argument("--tol", type=float, default=1e-3, help="halt once the relative residual is below this")
-    p.add_argument("--patience", type=int, default=10, help="or once the prediction is unchanged this many steps")
+    p.add_argument("--tol", type=float, default=Halting.tol, help="halt once the relative residual is below this")
+    p.add_argument("--patience", type=int, default=Halting.patience,
+                   help="or once the prediction is unchanged this many steps")
 
 
-def halting_of(args: argparse.Namespace):
-    from .evaluate import Halting
-
+def halting_of(args: argparse.Namespace) -> Halting | None:
     halting = Halting(tol=args.tol, patience=args.patience)  # validates both even when off
     return halting if args.halting == "on" else None
 

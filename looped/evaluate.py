@@ -39,6 +39,7 @@ from .tasks import Batch, InputError, Task
 
 EVAL_SEED_BASE = 10**12  # evaluation data never shares a seed with training batches
 MAX_ELEMENTS = int(os.environ.get("LOOPED_MAX_ELEMENTS", 2_000_000_000))  # examples x length x iterations per call
+EVAL_N = 1000  # examples per split, by default
 COMPACT_AT = 0.75  # halting: drop finished samples from the batch once at most this share is still live
 
 
@@ -215,7 +216,7 @@ def check_budget(n: int, length: int, iterations: int) -> None:
 
 
 def evaluate(
-    model: Looped, task: Task, splits: str | list[str] | None, max_iters: int, n: int = 1000, seed: int = 0,
+    model: Looped, task: Task, splits: str | list[str] | None, max_iters: int, n: int = EVAL_N, seed: int = 0,
     halting: Halting | None = None, progress: bool = False, correct_at: Sequence[int] = (),
 ) -> list[Curve]:
     """Accuracy and mean relative residual after every iteration ``1..max_iters`` on each split.
