@@ -1,6 +1,7 @@
 """Validation of a chess run on the training tier only (mate in 1-2), for choosing a recipe.
 
 Usage: python scripts/chess_validate.py RUN [RUN ...] [--max-iters T] [--json OUT]
+       python scripts/chess_validate.py --plot JSONL PNG   # accuracy against iterations of every run in JSONL
 
 Splits, all from the generated mate-in-1/2 puzzles (never mate 3-5, never the rated bands):
 
@@ -96,12 +97,51 @@ def validate(run: Path, max_iters: int | None) -> dict:
     return out
 
 
+PLOTTED = ("val-mate1", "val-mate2", "val-mate2-deep")
+
+
+def plot(jsonl: Path, png: Path) -> None:
+    """Best legal move against iterations (log scale) on the validation splits, one line per run of
+    ``jsonl``; a dot marks each run's training depth N, and runs not trained here are dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()]
+    fig, axes = plt.subplots(1, len(PLOTTED), figsize=(16.5, 5))
+    for ax, split in zip(axes, PLOTTED):
+        for i, r in enumerate(rows):
+            acc, n = r["splits"][split]["legal_by_iteration"], r["train_iters"]
+            name = Path(r["run"]).name if r["run"].startswith("runs/") else r["run"]
+            its = range(1, len(acc) + 1)
+            ls = "-" if r["run"].startswith("runs/") else "--"
+            ax.plot(its, acc, ls, color=f"C{i}", label=f"{name} (N {n}, {r['steps']:,} steps)")
+            ax.plot([n], [acc[n - 1]], "o", color=f"C{i}", ms=7)
+        ax.set_xscale("log", base=2)
+        ax.set_title(f"{split}: best legal move")
+        ax.set_xlabel("iteration (dot: training depth N)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy")
+    axes[-1].legend(fontsize=9, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("runs", type=Path, nargs="+")
+    p.add_argument("runs", type=Path, nargs="*")
     p.add_argument("--max-iters", type=int, default=None, help="default: 4x the training depth")
     p.add_argument("--json", type=Path, default=None, help="append one JSON line per run here")
+    p.add_argument("--plot", type=Path, nargs=2, metavar=("JSONL", "PNG"), default=None,
+                   help="draw the runs of JSONL (as --json writes it) into PNG, and run nothing")
     args = p.parse_args(argv)
+    if args.plot:
+        plot(*args.plot)
+        return 0
+    if not args.runs:
+        p.error("give RUN [RUN ...] or --plot JSONL PNG")
     for run in args.runs:
         r = validate(run, args.max_iters)
         print(f"{run}  (N={r['train_iters']}, steps={r['steps']}, train {r['elapsed_s']} s)")
