@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The final chess recipe of docs/results/chess/ (chosen on validation: docs/results/chess/validation.md).
-# Two seeds of input recall + LayerNorm with the legal-move loss and the file flip, training depth 8,
+# Two seeds of input recall + LayerNorm, attention over each square's king neighbourhood only
+# (looped.tasks.chess.task.NEIGHBOURS), the legal-move loss and the file flip, training depth 16,
 # and the pass-through trained alike (one iteration), all on mate in 1-2 only, one thread each
-# (two trainings at a time on a 2-core CPU). $STEPS steps take about 3.5-3.8 CPU hours here (0.16-0.17
-# CPU s a step); each training's CPU and wall seconds are appended to RUN/time.txt.
+# (two trainings at a time on a 2-core CPU). $STEPS steps take about 3.8 CPU hours here (0.31 CPU s
+# a step at depth 16); each training's CPU and wall seconds are appended to OUT/ch-final-NAME.time.txt.
 # Then every run is scored on the test splits, mate in 3-5 and the rated bands, up to 4x the
 # training depth, and compared in pairs (same puzzles, 95% bootstrap intervals) with itself at
 # the training depth, with the pass-through and with the shipped looped/models/chess.
@@ -12,12 +13,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-runs}
-STEPS=${STEPS:-80000}
+STEPS=${STEPS:-44000}
+ITERS=16
 N=${N:-2000}
 SPLITS=mate3,mate4,mate5,rated-0-1000,rated-1000-1400,rated-1400-1800,rated-1800-2200,rated-2200-3000
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=1 TORCHINDUCTOR_COMPILE_THREADS=1
 TIMEFORMAT="cpu_s %U %S wall_s %R"
+NEIGHBOUR_GROUPS=$(python -c "import json; from looped.tasks.chess.task import NEIGHBOURS; print(json.dumps(NEIGHBOURS))")
 
 train() {  # name seed train-iters
   local run="$OUT/ch-final-$1"
@@ -25,7 +28,7 @@ train() {  # name seed train-iters
   local resume=""
   [ -f "$run/config.json" ] && resume="--resume"
   { time looped train --task chess --recall input --outer-norm layernorm --train-iters "$3" --alpha 1 \
-      --batch-size 64 --masked-loss --augment --steps "$STEPS" --seed "$2" --eval-every 2000 --compile --quiet \
+      --groups "$NEIGHBOUR_GROUPS" --batch-size 64 --masked-loss --augment --steps "$STEPS" --seed "$2" --eval-every 2000 --compile --quiet \
       --out "$run" $resume 2>&3; } 3>&2 2>>"$OUT/ch-final-$1.time.txt"
   touch "$run/.done"
 }
@@ -42,14 +45,16 @@ paired() {  # title run-a iters-a run-b iters-b
   cat "$file.tmp" >> "$file" && rm "$file.tmp"
 }
 
-{ train s0 0 8; train pass 0 1; } &
-{ train s1 1 8; } &
+T=$((4 * ITERS))
+{ train s0 0 "$ITERS"; train pass 0 1; } &
+{ train s1 1 "$ITERS"; } &
 wait
-{ evaluate s0 32; evaluate pass 1; } &
-{ evaluate s1 32; } &
+{ evaluate s0 "$T"; evaluate pass 1; } &
+{ evaluate s1 "$T"; } &
 wait
 for s in s0 s1; do
-  paired "ch-final-$s at 32 against itself at 8 (training depth)" "$OUT/ch-final-$s" 32 "$OUT/ch-final-$s" 8
-  paired "ch-final-$s at 32 against the pass-through at 1" "$OUT/ch-final-$s" 32 "$OUT/ch-final-pass" 1
-  paired "ch-final-$s at 32 against looped/models/chess at 32" "$OUT/ch-final-$s" 32 looped/models/chess 32
+  paired "ch-final-$s at $T against itself at $ITERS (training depth)" "$OUT/ch-final-$s" "$T" "$OUT/ch-final-$s" "$ITERS"
+  paired "ch-final-$s at $T against the pass-through at 1" "$OUT/ch-final-$s" "$T" "$OUT/ch-final-pass" 1
+  paired "ch-final-$s at $T against looped/models/chess at 32 (4x its training depth)" "$OUT/ch-final-$s" "$T" \
+    looped/models/chess 32
 done

@@ -336,3 +336,12 @@ def test_masked_loss_equals_the_move_list_computation(augment):
     got = task.masked_loss(inputs, logits, targets)
     assert got.dtype == torch.float64
     assert got.item() == pytest.approx(reference_masked_loss(inputs, logits, targets).item(), rel=1e-12)
+
+
+def test_neighbour_groups_join_exactly_the_squares_a_king_move_apart():
+    from looped.tasks.chess.task import NEIGHBOURS
+
+    for i, gi in enumerate(NEIGHBOURS):
+        for j, gj in enumerate(NEIGHBOURS):
+            shared = any(a == b for a, b in zip(gi, gj))
+            assert shared == (max(abs(i // 8 - j // 8), abs(i % 8 - j % 8)) <= 1), (i, j)

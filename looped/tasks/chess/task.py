@@ -44,6 +44,11 @@ _RANKS_FILES = torch.tensor([[sq // 8, sq % 8] for sq in range(64)])  # (64, 2)
 # head learns a bias per kind, so a head can look along the lines that queens, rooks, bishops,
 # kings and pawns move on; the whole-board group keeps every square (and knight jumps) in reach.
 LINES = tuple((r, f, r - f + 7, r + f, 0) for r, f in _RANKS_FILES.tolist())
+# The king's neighbourhood instead: four partitions of the board into 2x2 blocks (offset by a rank
+# and/or a file); two squares share a block of one of them exactly when they are a king's move
+# apart, so information crosses the board one square per iteration, as in a 3x3 convolution.
+NEIGHBOURS = tuple(tuple(((r + a) // 2) * 8 + (f + b) // 2 for a, b in ((0, 0), (1, 0), (0, 1), (1, 1)))
+                   for r, f in _RANKS_FILES.tolist())
 
 
 def encode_board(board) -> tuple[np.ndarray, bool]:
