@@ -5,7 +5,7 @@
 # and the pass-through trained alike (one iteration), all on mate in 1-2 only, one thread each
 # (two trainings at a time on a 2-core CPU). $STEPS steps take about 3.8 CPU hours here (0.31 CPU s
 # a step at depth 16); each training's CPU and wall seconds are appended to OUT/ch-final-NAME.time.txt.
-# Then every run is scored on the test splits, mate in 3-5 and the rated bands, up to 4x the
+# Then every run is scored once per puzzle (scripts/paired_eval.py) on the test splits, mate in 3-5 and the rated bands, up to 4x the
 # training depth, and compared in pairs (same puzzles, 95% bootstrap intervals) with itself at
 # the training depth, with the pass-through and with the shipped looped/models/chess.
 # Needs the extracted rated set (python scripts/chess_data.py lichess).
@@ -32,16 +32,13 @@ train() {  # name seed train-iters
       --out "$run" $resume 2>&3; } 3>&2 2>>"$OUT/ch-final-$1.time.txt"
   touch "$run/.done"
 }
-evaluate() {  # name max-iters
-  local run="$OUT/ch-final-$1"
-  [ -s "$run/eval/eval.json" ] && return
-  looped eval "$run" --split "$SPLITS" --n "$N" --max-iters "$2" --halting off --compile --quiet --out "$run/eval"
+score() {  # file run iterations: each puzzle's best-legal-move result, one pass per run
+  [ -s "$OUT/$1" ] || python scripts/paired_eval.py score "$2" --iters "$3" --splits "$SPLITS" --n "$N" --out "$OUT/$1"
 }
-paired() {  # title run-a iters-a run-b iters-b
+paired() {  # title a.json:iteration b.json:iteration
   local file="$OUT/ch-final-paired.md"
   grep -qF "## $1" "$file" 2>/dev/null && return
-  { echo "## $1"; echo; python scripts/paired_compare.py "$2" "$4" --splits "$SPLITS" --iters-a "$3" --iters-b "$5" \
-      --metric legal --n "$N"; echo; } > "$file.tmp"
+  { echo "## $1"; echo; python scripts/paired_eval.py pair "$OUT/$2" "$OUT/$3"; echo; } > "$file.tmp"
   cat "$file.tmp" >> "$file" && rm "$file.tmp"
 }
 
@@ -49,12 +46,12 @@ T=$((4 * ITERS))
 { train s0 0 "$ITERS"; train pass 0 1; } &
 { train s1 1 "$ITERS"; } &
 wait
-{ evaluate s0 "$T"; evaluate pass 1; } &
-{ evaluate s1 "$T"; } &
+{ score ch-final-s0.score.json "$OUT/ch-final-s0" "1,$ITERS,$T"; score ch-final-pass.score.json "$OUT/ch-final-pass" 1; } &
+{ score ch-final-s1.score.json "$OUT/ch-final-s1" "1,$ITERS,$T"; score ch-final-shipped.score.json looped/models/chess 8,32; } &
 wait
 for s in s0 s1; do
-  paired "ch-final-$s at $T against itself at $ITERS (training depth)" "$OUT/ch-final-$s" "$T" "$OUT/ch-final-$s" "$ITERS"
-  paired "ch-final-$s at $T against the pass-through at 1" "$OUT/ch-final-$s" "$T" "$OUT/ch-final-pass" 1
-  paired "ch-final-$s at $T against looped/models/chess at 32 (4x its training depth)" "$OUT/ch-final-$s" "$T" \
-    looped/models/chess 32
+  paired "ch-final-$s at $T against itself at $ITERS (training depth)" "ch-final-$s.score.json:$T" "ch-final-$s.score.json:$ITERS"
+  paired "ch-final-$s at $T against the pass-through at 1" "ch-final-$s.score.json:$T" ch-final-pass.score.json:1
+  paired "ch-final-$s at $T against looped/models/chess at 32 (4x its training depth)" "ch-final-$s.score.json:$T" ch-final-shipped.score.json:32
 done
+python scripts/paired_eval.py plot "$OUT"/ch-final-{s0,s1,pass,shipped}.score.json --out "$OUT/ch-final-curves.png"

@@ -1,0 +1,143 @@
+"""Per-example scores of runs on the same test inputs, once per run, and paired comparisons from them.
+
+    python scripts/paired_eval.py score RUN --iters 16,64 --splits S1,S2 [--metric legal] [--n 2000] --out A.json
+    python scripts/paired_eval.py pair A.json:64 B.json:16 [--resamples 2000]
+    python scripts/paired_eval.py plot A.json [B.json ...] --out curves.png
+
+``score`` runs each split's inputs (evaluation seed 0, as ``looped eval`` draws them) once, up to
+the largest of ``--iters`` with no halting, and keeps the metric's mean after every iteration and
+each input's value at every iteration in ``--iters``. ``pair`` prints, per split both files share,
+A at its iteration and B at its own, their difference A - B and a 95% percentile bootstrap interval
+that resamples inputs (the pairing is kept; seed 0). ``plot`` draws the per-iteration means.
+A score file is JSON: {"run", "metric", "train_iters", "splits": {split: {"n", "by_iteration": [...],
+"per_example": {"16": "0110..."}}}}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from looped import runs
+from looped.evaluate import EVAL_SEED_BASE, iterate
+
+
+@torch.no_grad()
+def score(run: Path, splits: list[str], iters: list[int], metric: str, n: int) -> dict:
+    model, task, cfg = runs.load_model(run)
+    out = {"run": str(run), "metric": metric, "train_iters": cfg.get("train", {}).get("train_iters"), "splits": {}}
+    for name in splits:
+        batch = task.generate(task.split(name), n, seed=EVAL_SEED_BASE)
+        means, kept = [], {}
+        for t, state in enumerate(iterate(model, task, batch.inputs, batch.positions, max(iters)), 1):
+            ok = task.metrics(batch.inputs, state.logits, batch.targets)[metric].bool()
+            means.append(ok.double().mean().item())
+            if t in iters:
+                kept[str(t)] = "".join("1" if v else "0" for v in ok.tolist())
+        out["splits"][name] = {"n": len(batch), "by_iteration": means, "per_example": kept}
+    return out
+
+
+def bits(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode(), dtype=np.uint8) == ord("1")
+
+
+def pair(a: str, b: str, resamples: int) -> list[str]:
+    """Markdown rows of A - B on every split both score files hold. a, b: ``FILE.json:ITERATION``."""
+    (fa, ta), (fb, tb) = (spec.rsplit(":", 1) for spec in (a, b))
+    da, db = json.loads(Path(fa).read_text()), json.loads(Path(fb).read_text())
+    rng = np.random.default_rng(0)
+    lines = [f"{da['metric']}: A = {da['run']} at {ta} iterations, B = {db['run']} at {tb}", "",
+             "| split | n | A | B | A - B | 95% interval |", "|---|---|---|---|---|---|"]
+    for split, sa in da["splits"].items():
+        if split not in db["splits"]:
+            continue
+        x, y = bits(sa["per_example"][ta]), bits(db["splits"][split]["per_example"][tb])
+        if len(x) != len(y):
+            raise SystemExit(f"{split}: {len(x)} inputs in A, {len(y)} in B; score both with the same --n")
+        diff = x.astype(float) - y
+        boot = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(1)
+        lo, hi = np.percentile(boot, [2.5, 97.5])
+        lines.append(f"| {split} | {len(diff)} | {x.mean():.3f} | {y.mean():.3f} | {diff.mean():+.3f} | "
+                     f"[{lo:+.3f}, {hi:+.3f}] |")
+    return lines
+
+
+def plot(files: list[Path], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    data = [json.loads(f.read_text()) for f in files]
+    splits = list(data[0]["splits"])
+    cols = min(4, len(splits))
+    rows = -(-len(splits) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), sharex=True, squeeze=False)
+    for ax, split in zip(axes.flat, splits):
+        for i, d in enumerate(data):
+            curve = d["splits"].get(split, {}).get("by_iteration")
+            if not curve:
+                continue
+            its = np.arange(1, len(curve) + 1)
+            label = "/".join(Path(d["run"]).parts[-2:])  # e.g. runs/ch-final-s0, models/chess
+            ax.plot(its, curve, color=f"C{i}", marker="o" if len(curve) == 1 else None, label=label)
+            if d["train_iters"] and d["train_iters"] <= len(curve):
+                ax.plot([d["train_iters"]], [curve[d["train_iters"] - 1]], "o", color=f"C{i}", ms=6)
+        ax.set_title(split, fontsize=10)
+        ax.set_xscale("log", base=2)
+        ax.grid(alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel("iteration (dot: training depth)")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(data[0]["metric"])
+    for ax in list(axes.flat)[len(splits):]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("score")
+    s.add_argument("run", type=Path)
+    s.add_argument("--iters", required=True, help="comma-separated iterations to keep per input, e.g. 16,64")
+    s.add_argument("--splits", required=True)
+    s.add_argument("--metric", default="legal")
+    s.add_argument("--n", type=int, default=2000)
+    s.add_argument("--out", type=Path, required=True)
+    c = sub.add_parser("pair")
+    c.add_argument("a", help="FILE.json:ITERATION")
+    c.add_argument("b", help="FILE.json:ITERATION")
+    c.add_argument("--resamples", type=int, default=2000)
+    g = sub.add_parser("plot")
+    g.add_argument("files", type=Path, nargs="+")
+    g.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+    torch.set_grad_enabled(False)
+    if args.command == "score":
+        try:
+            iters = sorted({int(t) for t in args.iters.split(",")})
+        except ValueError:
+            p.error(f"--iters takes comma-separated integers, got {args.iters!r}")
+        if iters[0] < 1:
+            p.error("--iters must be positive")
+        result = score(args.run, args.splits.split(","), iters, args.metric, args.n)
+        args.out.write_text(json.dumps(result))
+    elif args.command == "pair":
+        print("\n".join(pair(args.a, args.b, args.resamples)))
+    else:
+        plot(args.files, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
