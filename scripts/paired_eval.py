@@ -2,13 +2,16 @@
 
     python scripts/paired_eval.py score RUN --iters 16,64 --splits S1,S2 [--metric legal] [--n 2000] --out A.json
     python scripts/paired_eval.py pair A.json:64 B.json:16 [--resamples 2000]
+    python scripts/paired_eval.py table A.json:64 B.json:64 [--spread]
     python scripts/paired_eval.py plot A.json [B.json ...] --out curves.png
 
 ``score`` runs each split's inputs (evaluation seed 0, as ``looped eval`` draws them) once, up to
 the largest of ``--iters`` with no halting, and keeps the metric's mean after every iteration and
 each input's value at every iteration in ``--iters``. ``pair`` prints, per split both files share,
 A at its iteration and B at its own, their difference A - B and a 95% percentile bootstrap interval
-that resamples inputs (the pairing is kept; seed 0). ``plot`` draws the per-iteration means.
+that resamples inputs (the pairing is kept; seed 0). ``table`` prints each file's accuracy at its
+iteration per split, and with ``--spread`` their mean and spread (largest minus smallest), as for
+seeds of one recipe. ``plot`` draws the per-iteration means.
 A score file is JSON: {"run", "metric", "train_iters", "splits": {split: {"n", "by_iteration": [...],
 "per_example": {"16": "0110..."}}}}.
 """
@@ -68,6 +71,20 @@ def pair(a: str, b: str, resamples: int) -> list[str]:
     return lines
 
 
+def table(specs: list[str], spread: bool) -> list[str]:
+    """Markdown rows: per split, each ``FILE.json:ITERATION``'s accuracy there (and mean, spread)."""
+    cols = [(json.loads(Path(f).read_text()), t) for f, t in (spec.rsplit(":", 1) for spec in specs)]
+    head = [f"{Path(d['run']).name} at {t}" for d, t in cols] + (["mean", "spread"] if spread else [])
+    lines = [f"{cols[0][0]['metric']}", "", "| split | n | " + " | ".join(head) + " |", "|---" * (len(head) + 2) + "|"]
+    for split, first in cols[0][0]["splits"].items():
+        if not all(split in d["splits"] for d, _ in cols):
+            continue
+        acc = [bits(d["splits"][split]["per_example"][t]).mean() for d, t in cols]
+        extra = [f"{np.mean(acc):.3f}", f"{max(acc) - min(acc):.3f}"] if spread else []
+        lines.append(f"| {split} | {first['n']} | " + " | ".join([f"{a:.3f}" for a in acc] + extra) + " |")
+    return lines
+
+
 def plot(files: list[Path], out: Path) -> None:
     import matplotlib
 
@@ -118,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("a", help="FILE.json:ITERATION")
     c.add_argument("b", help="FILE.json:ITERATION")
     c.add_argument("--resamples", type=int, default=2000)
+    t = sub.add_parser("table")
+    t.add_argument("columns", nargs="+", help="FILE.json:ITERATION")
+    t.add_argument("--spread", action="store_true", help="add the columns' mean and spread")
     g = sub.add_parser("plot")
     g.add_argument("files", type=Path, nargs="+")
     g.add_argument("--out", type=Path, required=True)
@@ -134,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         args.out.write_text(json.dumps(result))
     elif args.command == "pair":
         print("\n".join(pair(args.a, args.b, args.resamples)))
+    elif args.command == "table":
+        print("\n".join(table(args.columns, args.spread)))
     else:
         plot(args.files, args.out)
     return 0

@@ -332,12 +332,29 @@ def test_budgets_meet_the_declared_power():
     assert sudoku.steps >= 3000
 
 
+def test_plan_model_overrides_reach_the_model(tmp_path):
+    from looped.reproduce.grid import RunSpec, train
+    from looped.tasks import get_task
+    from looped.train import model_config
+
+    for budget in BUDGETS.values():
+        for plan in budget.plans:
+            cfg = model_config(get_task(plan.task), overrides=dict(plan.model))
+            assert all(getattr(cfg, k) == v for k, v in plan.model)
+    plan = tiny_budget().plans[0]
+    spec = RunSpec(plan, "input", "layernorm", 1)
+    train(spec, tmp_path / "run", compile=False)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())["model"]
+    assert {k: config[k] for k, _ in plan.model} == dict(plan.model)
+    assert (config["recall"], config["outer_norm"]) == ("input", "layernorm")
+
+
 def tiny_budget(steps=3):
     from looped.reproduce.budgets import Budget, TaskPlan
 
     return Budget("tiny", analyze_max_iter=10, dense_limit=0, compile=False, plans=(
         TaskPlan("prefix-sums", easy=("8",), hard=("12",), seeds=(1,), steps=steps, batch_size=4, train_iters=2,
-                 max_iters=4, n_eval=4, n_analyze=2, d_model=8, n_heads=2),
+                 max_iters=4, n_eval=4, n_analyze=2, model=(("d_model", 8), ("n_heads", 2))),
     ))
 
 

@@ -44,7 +44,8 @@ class TaskPlan:
     easy / hard: evaluation splits (``easy[0]`` is also the split the stability analysis uses).
     steps, batch_size, train_iters, alpha, lr, augment: the training recipe.
     max_iters: evaluation depth; n_eval examples per split; n_analyze examples analyzed.
-    d_model, n_heads: model width (None: the task's default).
+    model: ``LoopedConfig`` fields that replace the task's defaults, as (name, value) pairs
+    (width, heads, attention groups).
     internal_wins: C4 requires internal recall to beat input recall on this task (the paper reports it
     on sudoku); elsewhere internal recall need only not be clearly worse.
     """
@@ -62,8 +63,7 @@ class TaskPlan:
     alpha: float = 1.0
     lr: float = 2e-3
     augment: bool = False
-    d_model: int | None = None
-    n_heads: int | None = None
+    model: tuple[tuple[str, object], ...] = ()
     internal_wins: bool = False
 
 
@@ -84,14 +84,17 @@ class Budget:
         return frozenset(p.task for p in self.plans if p.internal_wins)
 
 
+SMALL = (("d_model", 8), ("n_heads", 2))  # smoke: a model that trains in seconds
+WIDE = (("d_model", 128), ("n_heads", 8))
+
 # One fresh seed (not a development seed), so its runs count as held out for C5.
 SMOKE = Budget("smoke", analyze_max_iter=30, dense_limit=0, compile=False, plans=(
     TaskPlan("prefix-sums", easy=("32",), hard=("64",), seeds=(3,), steps=30, batch_size=32, train_iters=6,
-             max_iters=24, n_eval=32, n_analyze=2, d_model=8, n_heads=2),
+             max_iters=24, n_eval=32, n_analyze=2, model=SMALL),
     TaskPlan("sudoku", easy=("easy",), hard=("hard",), seeds=(3,), steps=4, batch_size=8, train_iters=3,
-             max_iters=6, n_eval=8, n_analyze=2, d_model=8, n_heads=2, internal_wins=True),
+             max_iters=6, n_eval=8, n_analyze=2, model=SMALL, internal_wins=True),
     TaskPlan("chess", easy=("mate1",), hard=("mate3",), seeds=(3,), steps=4, batch_size=8, train_iters=3,
-             max_iters=6, n_eval=16, n_analyze=2, d_model=8, n_heads=2),
+             max_iters=6, n_eval=16, n_analyze=2, model=SMALL),
 ))
 
 FRESH_SEEDS = (3, 4, 5)  # never run before at the cpu or gpu budget
@@ -107,13 +110,12 @@ CPU = Budget("cpu", analyze_max_iter=300, dense_limit=2048, compile=True, plans=
 
 GPU = Budget("gpu", analyze_max_iter=1000, dense_limit=4096, compile=True, plans=(
     TaskPlan("prefix-sums", easy=("32",), hard=("512", "1024"), seeds=FRESH_SEEDS, steps=20000, batch_size=256,
-             train_iters=30, max_iters=1200, n_eval=1000, n_analyze=32, d_model=64),
+             train_iters=30, max_iters=1200, n_eval=1000, n_analyze=32, model=(("d_model", 64),)),
     TaskPlan("sudoku", easy=("easy", "medium"), hard=("hard", "harder", "hardest", "search"), seeds=FRESH_SEEDS,
              steps=30000, batch_size=256, train_iters=30, max_iters=300, n_eval=1000, n_analyze=16, augment=True,
-             d_model=128, n_heads=8, internal_wins=True),
+             model=WIDE, internal_wins=True),
     TaskPlan("chess", easy=("mate1", "mate2"), hard=("mate3", "mate4", "mate5"), seeds=FRESH_SEEDS, steps=30000,
-             batch_size=256, train_iters=20, max_iters=100, n_eval=2000, n_analyze=16, d_model=128,
-             n_heads=8),
+             batch_size=256, train_iters=20, max_iters=100, n_eval=2000, n_analyze=16, model=WIDE),
 ))
 
 BUDGETS = {b.name: b for b in (SMOKE, CPU, GPU)}

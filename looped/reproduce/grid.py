@@ -138,8 +138,7 @@ def train(spec: RunSpec, run: Path, compile: bool) -> None:
     if (run / runs.CONFIG).exists():
         trainer = Trainer.resume(run, cfg.steps)
     else:
-        sizes = {k: v for k, v in (("d_model", plan.d_model), ("n_heads", plan.n_heads)) if v is not None}
-        overrides = {**sizes, "recall": spec.recall, "outer_norm": spec.norm}
+        overrides = {**dict(plan.model), "recall": spec.recall, "outer_norm": spec.norm}
         task = get_task(plan.task)
         trainer = Trainer.create(run, task, model_config(task, overrides=overrides), cfg)
     try:
