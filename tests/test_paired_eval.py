@@ -5,7 +5,6 @@ import pytest
 
 from looped import runs
 from looped.evaluate import EVAL_SEED_BASE, accuracy_curve
-from looped.tasks import get_task
 
 from conftest import load_script
 
