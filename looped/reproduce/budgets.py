@@ -28,6 +28,12 @@ second evaluation with adaptive halting, reported only: on prefix sums at 32-256
 Over 3 seeds x 7 runs: prefix sums 5.9, sudoku 12.8, chess 2.5 core-hours, about 10.5 hours on
 two workers. Chess is cut to 300 steps to stay within that; at 3,000 steps it was not learned
 (best easy accuracy 0.34), so it is expected to come out as not learned.
+
+The chess plans keep the shipped attention groups and the squares loss: the chess recipe search
+(docs/results/chess/validation.md, "What looped reproduce can use") found that the legal-move loss leaves
+the exact top-2-squares accuracy judged here near zero, and that the king-neighbourhood attention
+with the squares loss neither gains past its training depth nor comes near the 0.5 that counts as
+learned.
 """
 
 from __future__ import annotations
