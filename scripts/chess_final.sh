@@ -54,4 +54,11 @@ for s in s0 s1; do
   paired "ch-final-$s at $T against the pass-through at 1" "ch-final-$s.score.json:$T" ch-final-pass.score.json:1
   paired "ch-final-$s at $T against looped/models/chess at 32 (4x its training depth)" "ch-final-$s.score.json:$T" ch-final-shipped.score.json:32
 done
+{ for t in 1 "$ITERS" "$T"; do  # the two seeds side by side, with mean and spread
+    echo "## seeds 0 and 1 at $t"; echo
+    python scripts/paired_eval.py table "$OUT/ch-final-s0.score.json:$t" "$OUT/ch-final-s1.score.json:$t" --spread; echo
+  done
+  echo "## pass-through at 1, looped/models/chess at 8 and 32"; echo
+  python scripts/paired_eval.py table "$OUT/ch-final-pass.score.json:1" "$OUT/ch-final-shipped.score.json:8" "$OUT/ch-final-shipped.score.json:32"
+} > "$OUT/ch-final-tables.md"
 python scripts/paired_eval.py plot "$OUT"/ch-final-{s0,s1,pass,shipped}.score.json --out "$OUT/ch-final-curves.png"
