@@ -1,4 +1,4 @@
-"""The ``looped`` command line: train, eval, solve.
+"""The ``looped`` command line: train, eval, solve, analyze, reproduce.
 
 Bad input of any kind ends with one line on stderr and exit code 2, never a traceback.
 """
