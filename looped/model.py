@@ -139,11 +139,6 @@ class Injection(nn.Module):
     def forward(self, x_emb: torch.Tensor) -> torch.Tensor:
         return self.proj(x_emb)
 
-    @torch.no_grad()
-    def spectral_norm(self) -> float:
-        """``||W||_2``, how strongly the input is re-injected each iteration."""
-        return torch.linalg.matrix_norm(self.proj.weight.float(), ord=2).item()
-
 
 class LocalAttention(nn.Module):
     """Multi-head attention over the ``window`` previous tokens (causal) or the ``window`` tokens on

@@ -147,12 +147,6 @@ def test_random_init_is_seeded_through_forward():
     assert not torch.equal(run(1), run(2))
 
 
-def test_injection_reports_its_spectral_norm():
-    model = make(recall="input")
-    w = model.inject.proj.weight.detach()
-    assert model.inject.spectral_norm() == pytest.approx(torch.linalg.svdvals(w)[0].item(), rel=1e-5)
-
-
 @pytest.mark.parametrize(
     "kw",
     [dict(recall="sideways"), dict(outer_norm="batchnorm"), dict(d_model=10, n_heads=3), dict(window=0),
