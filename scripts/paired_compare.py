@@ -10,8 +10,6 @@ resampling inputs (the pairing is kept). One comparison of ``scripts/paired_eval
 """
 
 import argparse
-import json
-import tempfile
 from pathlib import Path
 
 import torch
@@ -32,14 +30,9 @@ def main() -> None:
     args = p.parse_args()
     torch.set_grad_enabled(False)
     splits = args.splits.split(",")
-    with tempfile.TemporaryDirectory() as tmp:
-        specs = []
-        for side, run, iters in (("a", args.run_a, args.iters_a), ("b", args.run_b, args.iters_b)):
-            path = Path(tmp) / f"{side}.json"
-            path.write_text(json.dumps(score(run, splits, [iters], args.metric, args.n)))
-            specs.append(f"{path}:{iters}")
-        print("\n".join(pair(*specs, args.resamples)))
-
+    a, b = ((score(run, splits, [t], args.metric, args.n), str(t))
+            for run, t in ((args.run_a, args.iters_a), (args.run_b, args.iters_b)))
+    print("\n".join(pair(a, b, args.resamples)))
 
 if __name__ == "__main__":
     main()

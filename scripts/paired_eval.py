@@ -50,10 +50,15 @@ def bits(text: str) -> np.ndarray:
     return np.frombuffer(text.encode(), dtype=np.uint8) == ord("1")
 
 
-def pair(a: str, b: str, resamples: int) -> list[str]:
-    """Markdown rows of A - B on every split both score files hold. a, b: ``FILE.json:ITERATION``."""
-    (fa, ta), (fb, tb) = (spec.rsplit(":", 1) for spec in (a, b))
-    da, db = json.loads(Path(fa).read_text()), json.loads(Path(fb).read_text())
+def load(spec: str) -> tuple[dict, str]:
+    """A score file and an iteration, from ``FILE.json:ITERATION``."""
+    path, t = spec.rsplit(":", 1)
+    return json.loads(Path(path).read_text()), t
+
+
+def pair(a: tuple[dict, str], b: tuple[dict, str], resamples: int) -> list[str]:
+    """Markdown rows of A - B on every split both scores hold. a, b: (score, iteration), as ``load`` gives."""
+    (da, ta), (db, tb) = a, b
     rng = np.random.default_rng(0)
     lines = [f"{da['metric']}: A = {da['run']} at {ta} iterations, B = {db['run']} at {tb}", "",
              "| split | n | A | B | A - B | 95% interval |", "|---|---|---|---|---|---|"]
@@ -73,7 +78,7 @@ def pair(a: str, b: str, resamples: int) -> list[str]:
 
 def table(specs: list[str], spread: bool) -> list[str]:
     """Markdown rows: per split, each ``FILE.json:ITERATION``'s accuracy there (and mean, spread)."""
-    cols = [(json.loads(Path(f).read_text()), t) for f, t in (spec.rsplit(":", 1) for spec in specs)]
+    cols = [load(spec) for spec in specs]
     head = [f"{Path(d['run']).name} at {t}" for d, t in cols] + (["mean", "spread"] if spread else [])
     lines = [f"{cols[0][0]['metric']}", "", "| split | n | " + " | ".join(head) + " |", "|---" * (len(head) + 2) + "|"]
     for split, first in cols[0][0]["splits"].items():
@@ -153,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         result = score(args.run, args.splits.split(","), iters, args.metric, args.n)
         args.out.write_text(json.dumps(result))
     elif args.command == "pair":
-        print("\n".join(pair(args.a, args.b, args.resamples)))
+        print("\n".join(pair(load(args.a), load(args.b), args.resamples)))
     elif args.command == "table":
         print("\n".join(table(args.columns, args.spread)))
     else:

@@ -37,14 +37,14 @@ def test_pair_and_table_read_the_bits(tmp_path):
     a, b = rng.integers(0, 2, 200), rng.integers(0, 2, 200)
     fa = score_file(tmp_path / "a.json", "runs/a", {"x": {4: a.tolist(), 1: b.tolist()}})
     fb = score_file(tmp_path / "b.json", "runs/b", {"x": {1: b.tolist()}, "only-b": {1: [1]}})
-    rows = paired_eval.pair(f"{fa}:4", f"{fb}:1", 500)
+    rows = paired_eval.pair(paired_eval.load(f"{fa}:4"), paired_eval.load(f"{fb}:1"), 500)
     assert len(rows) == 5  # title, blank, header, rule, one shared split
     cells = [c.strip() for c in rows[-1].split("|")[1:-1]]
     diff = (a - b).mean()
     assert cells[:5] == ["x", "200", f"{a.mean():.3f}", f"{b.mean():.3f}", f"{diff:+.3f}"]
     lo, hi = (float(v) for v in cells[5].strip("[]").split(","))
     assert lo < diff < hi and hi - lo < 0.5
-    same = paired_eval.pair(f"{fa}:1", f"{fb}:1", 500)[-1]
+    same = paired_eval.pair(paired_eval.load(f"{fa}:1"), paired_eval.load(f"{fb}:1"), 500)[-1]
     assert same.endswith("| +0.000 | [+0.000, +0.000] |")
     table = paired_eval.table([f"{fa}:4", f"{fb}:1"], spread=True)
     cells = [c.strip() for c in table[-1].split("|")[1:-1]]

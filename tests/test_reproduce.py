@@ -350,11 +350,11 @@ def test_plan_model_overrides_reach_the_model(tmp_path):
 
 
 def tiny_budget(steps=3):
-    from looped.reproduce.budgets import Budget, TaskPlan
+    from looped.reproduce.budgets import SMALL, Budget, TaskPlan
 
     return Budget("tiny", analyze_max_iter=10, dense_limit=0, compile=False, plans=(
         TaskPlan("prefix-sums", easy=("8",), hard=("12",), seeds=(1,), steps=steps, batch_size=4, train_iters=2,
-                 max_iters=4, n_eval=4, n_analyze=2, model=(("d_model", 8), ("n_heads", 2))),
+                 max_iters=4, n_eval=4, n_analyze=2, model=SMALL),
     ))
 
 
