@@ -5,7 +5,7 @@
 # and the pass-through trained alike (one iteration), all on mate in 1-2 only, one thread each
 # (two trainings at a time on a 2-core CPU). $STEPS steps took about 3.6 CPU hours here (0.29-0.30
 # CPU s a step at depth 16); each training's CPU and wall seconds are appended to OUT/ch-final-NAME.time.txt
-# (a training that is stopped and resumed appends one line per finished segment).
+# (a killed training writes no line, so a resumed one's line covers only its last segment).
 # Then every run is scored once per puzzle (scripts/paired_eval.py) on the test splits, mate in 3-5 and the rated bands, up to 4x the
 # training depth, and compared in pairs (same puzzles, 95% bootstrap intervals) with itself at
 # the training depth, with the pass-through and with the shipped looped/models/chess.
