@@ -34,5 +34,6 @@ def main() -> None:
             for run, t in ((args.run_a, args.iters_a), (args.run_b, args.iters_b)))
     print("\n".join(pair(a, b, args.resamples)))
 
+
 if __name__ == "__main__":
     main()
