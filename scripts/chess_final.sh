@@ -10,8 +10,8 @@
 # training writes no line, so a resumed one's line covers only its last segment).
 # Then every run is scored once per puzzle (scripts/paired_eval.py) on the test splits, mate in 3-5
 # and the rated bands, up to 4x the training depth, and compared in pairs (same puzzles, 95% bootstrap
-# intervals) with itself at the training depth, with the pass-through and with the shipped
-# looped/models/chess. Needs the extracted rated set (python scripts/chess_data.py lichess).
+# intervals) with itself at the training depth, with the pass-through and with the model shipped as
+# looped/models/chess before the lines final (docs/results/chess/runs/ch-input-long). Needs the extracted rated set (python scripts/chess_data.py lichess).
 # Usage: bash scripts/chess_final.sh RECIPE [OUT]   (default OUT=runs; finished steps are skipped, trainings resume)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,18 +55,18 @@ T=$((4 * ITERS))
 { train s1 1 "$ITERS"; } &
 wait
 { score $PREFIX-s0.score.json "$OUT/$PREFIX-s0" "1,$ITERS,$T"; score $PREFIX-pass.score.json "$OUT/$PREFIX-pass" 1; } &
-{ score $PREFIX-s1.score.json "$OUT/$PREFIX-s1" "1,$ITERS,$T"; score $PREFIX-shipped.score.json looped/models/chess 8,32; } &
+{ score $PREFIX-s1.score.json "$OUT/$PREFIX-s1" "1,$ITERS,$T"; score $PREFIX-shipped.score.json docs/results/chess/runs/ch-input-long 8,32; } &
 wait
 for s in s0 s1; do
   paired "$PREFIX-$s at $T against itself at $ITERS (training depth)" "$PREFIX-$s.score.json:$T" "$PREFIX-$s.score.json:$ITERS"
   paired "$PREFIX-$s at $T against the pass-through at 1" "$PREFIX-$s.score.json:$T" $PREFIX-pass.score.json:1
-  paired "$PREFIX-$s at $T against looped/models/chess at 32 (4x its training depth)" "$PREFIX-$s.score.json:$T" $PREFIX-shipped.score.json:32
+  paired "$PREFIX-$s at $T against the earlier looped/models/chess at 32 (4x its training depth)" "$PREFIX-$s.score.json:$T" $PREFIX-shipped.score.json:32
 done
 { for t in 1 "$ITERS" "$T"; do  # the two seeds side by side, with mean and spread
     echo "## seeds 0 and 1 at $t"; echo
     python scripts/paired_eval.py table "$OUT/$PREFIX-s0.score.json:$t" "$OUT/$PREFIX-s1.score.json:$t" --spread; echo
   done
-  echo "## pass-through at 1, looped/models/chess at 8 and 32"; echo
+  echo "## pass-through at 1, the earlier looped/models/chess at 8 and 32"; echo
   python scripts/paired_eval.py table "$OUT/$PREFIX-pass.score.json:1" "$OUT/$PREFIX-shipped.score.json:8" "$OUT/$PREFIX-shipped.score.json:32"
 } > "$OUT/$PREFIX-tables.md"
 python scripts/paired_eval.py plot "$OUT"/$PREFIX-{s0,s1,pass,shipped}.score.json --out "$OUT/$PREFIX-curves.png"
