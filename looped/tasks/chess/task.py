@@ -49,6 +49,9 @@ LINES = tuple((r, f, r - f + 7, r + f, 0) for r, f in _RANKS_FILES.tolist())
 # apart, so information crosses the board one square per iteration, as in a 3x3 convolution.
 NEIGHBOURS = tuple(tuple(((r + a) // 2) * 8 + (f + b) // 2 for a, b in ((0, 0), (1, 0), (0, 1), (1, 1)))
                    for r, f in _RANKS_FILES.tolist())
+# Lines without the whole board: a square sees only the squares a queen on it could reach on an
+# empty board, so a piece's reach crosses the board over iterations (the shipped model's groups).
+LINES_ONLY = tuple(g[:4] for g in LINES)
 
 
 def encode_board(board) -> tuple[np.ndarray, bool]:
