@@ -11,7 +11,8 @@
 # Then every run is scored once per puzzle (scripts/paired_eval.py) on the test splits, mate in 3-5
 # and the rated bands, up to 4x the training depth, and compared in pairs (same puzzles, 95% bootstrap
 # intervals) with itself at the training depth, with the pass-through and with the model shipped as
-# looped/models/chess before the lines final (docs/results/chess/runs/ch-input-long). Needs the extracted rated set (python scripts/chess_data.py lichess).
+# looped/models/chess before the lines final (docs/results/chess/runs/ch-input-long). Needs the
+# extracted rated set (python scripts/chess_data.py lichess).
 # Usage: bash scripts/chess_final.sh RECIPE [OUT]   (default OUT=runs; finished steps are skipped, trainings resume)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -18,7 +18,8 @@ export OMP_NUM_THREADS=1 TORCHINDUCTOR_COMPILE_THREADS=1
 TIMEFORMAT="cpu_s %U %S wall_s %R"
 LINES_ONLY=$(python -c "import json; from looped.tasks.chess.task import LINES_ONLY; print(json.dumps(LINES_ONLY))")
 
-WARMUP=$(( STEPS / 10 < 200 ? STEPS / 10 : 200 ))  # as the reproduction's plans warm up
+WARMUP=$(python -c "from looped.reproduce.grid import MAX_WARMUP, WARMUP_SHARE
+print(min(MAX_WARMUP, $STEPS // WARMUP_SHARE))")  # the plans' warmup rule
 
 run() {  # name [looped train flags...]
   local name=$1; shift
