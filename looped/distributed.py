@@ -89,6 +89,13 @@ def from_main(value: float, ctx: Context) -> float:
     return t.item()
 
 
+def barrier(ctx: Context) -> None:
+    """Wait for every process. Training ends with one, so no process leaves the group while rank 0
+    is still evaluating and saving (gloo can abort the process that left first)."""
+    if ctx.world > 1:
+        dist.barrier()
+
+
 def teardown() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()

@@ -355,6 +355,7 @@ class Trainer:
             bar.set_postfix(shown, refresh=False)
             bar.update(self._bar_position() - bar.n)
         bar.close()
+        distributed.barrier(self.ctx)
         return self.out
 
     def _progress_bar(self, show: bool) -> tqdm:
