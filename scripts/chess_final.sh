@@ -16,6 +16,7 @@
 # Usage: bash scripts/chess_final.sh RECIPE [OUT]   (default OUT=runs; finished steps are skipped, trainings resume)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 RECIPE=${1:-}
 OUT=${2:-runs}
 N=${N:-2000}
@@ -29,17 +30,11 @@ esac
 SPLITS=mate3,mate4,mate5,rated-0-1000,rated-1000-1400,rated-1400-1800,rated-1800-2200,rated-2200-3000
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=1 TORCHINDUCTOR_COMPILE_THREADS=1
-TIMEFORMAT="cpu_s %U %S wall_s %R"
 
 train() {  # name seed train-iters
-  local run="$OUT/$PREFIX-$1"
-  [ -f "$run/.done" ] && return
-  local resume=""
-  [ -f "$run/config.json" ] && resume="--resume"
-  { time looped train --task chess --recall input --outer-norm layernorm --train-iters "$3" --alpha 1 \
-      --groups "$ATTN_GROUPS" --d-model "$D_MODEL" --batch-size 64 --masked-loss --augment --steps "$STEPS" --seed "$2" --eval-every 2000 --compile --quiet \
-      --out "$run" $resume 2>&3; } 3>&2 2>>"$OUT/$PREFIX-$1.time.txt"
-  touch "$run/.done"
+  train_once "$OUT/$PREFIX-$1" "$OUT/$PREFIX-$1.time.txt" --task chess --recall input --outer-norm layernorm \
+    --train-iters "$3" --alpha 1 --groups "$ATTN_GROUPS" --d-model "$D_MODEL" --batch-size 64 --masked-loss \
+    --augment --steps "$STEPS" --seed "$2" --eval-every 2000 --compile --quiet
 }
 score() {  # file run iterations: each puzzle's best-legal-move result, one pass per run
   [ -s "$OUT/$1" ] || python scripts/paired_eval.py score "$2" --iters "$3" --splits "$SPLITS" --n "$N" --out "$OUT/$1"

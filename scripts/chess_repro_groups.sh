@@ -11,11 +11,11 @@
 # finished steps are skipped)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 STEPS=${STEPS:-2500}
 OUT=${1:-runs/repro-groups-$STEPS}
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=1 TORCHINDUCTOR_COMPILE_THREADS=1
-TIMEFORMAT="cpu_s %U %S wall_s %R"
 LINES_ONLY=$(python -c "import json; from looped.tasks.chess.task import LINES_ONLY; print(json.dumps(LINES_ONLY))")
 
 WARMUP=$(python -c "from looped.reproduce.grid import MAX_WARMUP, WARMUP_SHARE
@@ -23,14 +23,9 @@ print(min(MAX_WARMUP, $STEPS // WARMUP_SHARE))")  # the plans' warmup rule
 
 run() {  # name [looped train flags...]
   local name=$1; shift
-  if [ ! -f "$OUT/$name/.done" ]; then
-    local resume=""
-    [ -f "$OUT/$name/config.json" ] && resume="--resume"
-    { time looped train --task chess --recall input --outer-norm layernorm --train-iters 8 --alpha 1 \
-        --batch-size 64 --steps "$STEPS" --warmup-steps "$WARMUP" --seed 0 --compile --quiet \
-        --out "$OUT/$name" $resume "$@" 2>&3; } 3>&2 2>>"$OUT/$name.time.txt"
-    touch "$OUT/$name/.done"
-  fi
+  train_once "$OUT/$name" "$OUT/$name.time.txt" --task chess --recall input --outer-norm layernorm \
+    --train-iters 8 --alpha 1 --batch-size 64 --steps "$STEPS" --warmup-steps "$WARMUP" --seed 0 --compile \
+    --quiet "$@"
   for metric in exact legal; do
     [ -s "$OUT/$name.$metric.json" ] || python scripts/paired_eval.py score "$OUT/$name" --iters 8,32 \
       --splits mate1,mate2 --metric "$metric" --n 2000 --out "$OUT/$name.$metric.json"

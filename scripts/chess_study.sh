@@ -10,6 +10,7 @@
 # Usage: bash scripts/chess_study.sh [OUT]   (default OUT=runs; finished steps are skipped)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 OUT=${1:-runs}
 STEPS=${STEPS:-5000}
 LONG_STEPS=${LONG_STEPS:-15000}
@@ -20,13 +21,8 @@ mkdir -p "$OUT"
 export OMP_NUM_THREADS=1
 
 train() {  # name recall train-iters steps
-  local run="$OUT/ch-$1"
-  [ -f "$run/.done" ] && return
-  local resume=""
-  [ -f "$run/config.json" ] && resume="--resume"
-  looped train --task chess --recall "$2" --outer-norm layernorm --steps "$4" --seed 0 --out "$run" \
-    --train-iters "$3" --alpha 1 --batch-size 64 --eval-every 250 --compile --quiet $resume
-  touch "$run/.done"
+  train_once "$OUT/ch-$1" - --task chess --recall "$2" --outer-norm layernorm --steps "$4" --seed 0 \
+    --train-iters "$3" --alpha 1 --batch-size 64 --eval-every 250 --compile --quiet
 }
 evaluate() {  # name max-iters
   local run="$OUT/ch-$1"

@@ -6,18 +6,14 @@
 # Usage: bash scripts/prefix_sums_study.sh [OUT]   (default OUT=runs; finished steps are skipped)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 OUT=${1:-runs}
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=1
 
 train() {  # recall norm seed
-  local run="$OUT/ps-$1-$2-s$3"
-  [ -f "$run/.done" ] && return
-  local resume=""
-  [ -f "$run/config.json" ] && resume="--resume"
-  looped train --task prefix-sums --recall "$1" --outer-norm "$2" --minutes 10 --seed "$3" --out "$run" \
-    --compile --quiet $resume
-  touch "$run/.done"
+  train_once "$OUT/ps-$1-$2-s$3" - --task prefix-sums --recall "$1" --outer-norm "$2" --minutes 10 --seed "$3" \
+    --compile --quiet
 }
 evaluate() {  # run kind [max-iters of main]
   local run="$OUT/$1" args

@@ -7,19 +7,15 @@
 # Usage: bash scripts/sudoku_study.sh [OUT]   (default OUT=runs; finished steps are skipped)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 OUT=${1:-runs}
 STEPS=${STEPS:-3000}
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=1
 
 train() {  # recall seed
-  local run="$OUT/sd-$1-layernorm-s$2"
-  [ -f "$run/.done" ] && return
-  local resume=""
-  [ -f "$run/config.json" ] && resume="--resume"
-  looped train --task sudoku --recall "$1" --outer-norm layernorm --steps "$STEPS" --seed "$2" --out "$run" \
-    --train-iters 20 --batch-size 64 --augment --eval-every 250 --compile --quiet $resume
-  touch "$run/.done"
+  train_once "$OUT/sd-$1-layernorm-s$2" - --task sudoku --recall "$1" --outer-norm layernorm --steps "$STEPS" \
+    --seed "$2" --train-iters 20 --batch-size 64 --augment --eval-every 250 --compile --quiet
 }
 evaluate() {  # run n max-iters
   local run="$OUT/$1"
