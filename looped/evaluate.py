@@ -34,13 +34,13 @@ from tqdm import tqdm
 from . import runs
 from .config import pick_device
 from .io import atomic_write, write_json
-from .model import Looped, relative_residual
+from . import iteration
+from .model import Looped
 from .tasks import Batch, InputError, Task
 
 EVAL_SEED_BASE = 10**12  # evaluation data never shares a seed with training batches
 MAX_ELEMENTS = int(os.environ.get("LOOPED_MAX_ELEMENTS", 2_000_000_000))  # examples x length x iterations per call
 EVAL_N = 1000  # examples per split, by default
-COMPACT_AT = 0.75  # halting: drop finished samples from the batch once at most this share is still live
 
 
 class LimitError(ValueError):
@@ -82,31 +82,21 @@ def iterate(model: Looped, task: Task, tokens: torch.Tensor, positions: torch.Te
     h = model.initial_state(x)
     B, dev = tokens.shape[0], tokens.device
     state = LoopState(model.readout(h), torch.zeros(B, device=dev), torch.zeros(B, dtype=torch.long, device=dev), B)
-    rows = torch.arange(B, device=dev)  # the samples in the working batch (h, x)
-    active = torch.ones(B, dtype=torch.bool, device=dev)
     last = task.predict(tokens, state.logits)
     unchanged = torch.zeros(B, dtype=torch.long, device=dev)
-    for _ in range(max_iters):
-        h_next = model.step(h, x)
-        r = relative_residual(h_next, h)
-        h = h_next
-        on = active[rows]  # working-batch entries that have not halted yet
-        ids = rows[on]
-        logits = model.readout(h[on])
-        state.logits[ids], state.residual[ids] = logits, r[on].to(state.residual.dtype)
+    for step in iteration.iterate(model.step, h, x, max_iters):
+        ids, r = step.rows[step.live], step.residual[step.live]
+        logits = model.readout(step.h[step.live])
+        state.logits[ids], state.residual[ids] = logits, r.to(state.residual.dtype)
         state.used[ids] += 1
         if halting is not None:
             pred = task.predict(tokens[ids], logits)
             unchanged[ids] = torch.where((pred == last[ids]).flatten(1).all(1), unchanged[ids] + 1, 0)
             last[ids] = pred
-            active[ids[(r[on] < halting.tol) | (unchanged[ids] >= halting.patience)]] = False
-            keep = active[rows]
-            if int(keep.sum()) <= COMPACT_AT * len(rows):
-                rows, h, x = rows[keep], h[keep], x[keep]
-        state.live = int(active.sum())
+            step.done = step.live.clone()
+            step.done[step.live] = (r < halting.tol) | (unchanged[ids] >= halting.patience)
+        state.live -= 0 if step.done is None else int(step.done.sum())
         yield state
-        if state.live == 0:
-            return
 
 
 @dataclass(eq=False)

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .iteration import iterate
 from .config import (DEFAULT_ARCH, MAX_PARAMETERS, ConfigError, check_field_types, from_known_fields,
                      register_architecture, setting)
 
@@ -297,13 +298,12 @@ class Looped(nn.Module):
         logits, residuals = {}, []
         if 0 in wanted:
             logits[0] = self.readout(h)
-        for t in range(1, iterations + 1):
-            h_next = self.step(h, x_emb)
+        for step in iterate(self.step, h, x_emb, iterations):
+            h = step.h
             if track_residuals:
-                residuals.append(relative_residual(h_next, h))
-            h = h_next
-            if t in wanted:
-                logits[t] = self.readout(h)
+                residuals.append(step.residual)
+            if step.t in wanted:
+                logits[step.t] = self.readout(h)
         res = torch.stack(residuals) if residuals else None
         return LoopOutput(logits=logits, state=h, residuals=res)
 
@@ -382,8 +382,3 @@ class LoopedTransformer(Looped):
         """Args: h (B, L, d). Returns logits (B, L, num_classes)."""
         return self.head(self.head_norm(h))
 
-
-def relative_residual(h_next: torch.Tensor, h: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
-    """Per-sample ``||h_next - h|| / ||h_next||`` over all but the batch dimension. Returns (B,)."""
-    diff = (h_next - h).flatten(1).norm(dim=1)
-    return diff / (h_next.flatten(1).norm(dim=1) + eps)

@@ -16,6 +16,7 @@ from .linalg import (
     Map, _bcast, _norm, _random_like, arnoldi, autodiff_safe, dense_jacobian, jvp_h, neumann_solve, product_precision,
     ritz_values, vjp_h,
 )
+from ..iteration import iterate
 from .solver import SolveResult, solve
 
 
@@ -26,10 +27,12 @@ from .solver import SolveResult, solve
 def norm_growth(F: Map, h0: torch.Tensor, x: torch.Tensor, steps: int) -> torch.Tensor:
     """(B,) ``||h_T|| / ||h_0||`` after ``steps`` plain iterations (inf once an iterate is non-finite)."""
     h = h0
-    for _ in range(steps):
-        h = F(h, x)
+    for step in iterate(F, h0, x, steps):
+        h = step.h
     growth = _norm(h) / _norm(h0).clamp_min(1e-30)
     return torch.where(torch.isfinite(growth), growth, torch.full_like(growth, math.inf))
+
+
 def decay_rate(res: SolveResult, window: int = 20) -> torch.Tensor:
     """Per-sample geometric decay factor of the relative residual over its last ``window`` finite steps.
 
@@ -199,7 +202,7 @@ def unrolled_gradient_growth(F: Map, h0: torch.Tensor, x: torch.Tensor, unroll: 
     with torch.enable_grad(), autodiff_safe():
         start = h0.detach().requires_grad_(True)
         h = start
-        for _ in range(unroll):
-            h = F(h, x)
+        for step in iterate(F, start, x, unroll):
+            h = step.h
         (g0,) = torch.autograd.grad((h * direction).sum(), start)
     return (_norm(g0) / _norm(direction)).double()

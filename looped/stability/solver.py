@@ -12,6 +12,7 @@ from typing import Callable
 
 import torch
 
+from ..iteration import iterate
 from .linalg import PRECISION_MARGIN, dtype_eps
 
 Map = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -27,7 +28,7 @@ class SolveResult:
     steps: (B,) int, the step at which each sample converged, or S for those that did not.
     best_step: (B,) int, the step with the lowest relative residual.
     residuals: (B, S) absolute residuals ``||F(h) - h||``, NaN after a sample stopped.
-    relative: (B, S) relative residuals ``||F(h) - h|| / (||F(h)|| + eps)``.
+    relative: (B, S) relative residuals ``||F(h) - h|| / ||F(h)||`` (``Step.residual``).
     finite: (B,) bool, False for samples whose iterates became non-finite.
     tol: the tolerance used: the requested one, raised to ``PRECISION_MARGIN`` times the dtype's epsilon.
     """
@@ -52,10 +53,6 @@ class SolveResult:
         return self.converged & self.finite
 
 
-def _norms(t: torch.Tensor) -> torch.Tensor:
-    return t.flatten(1).norm(dim=1)
-
-
 @torch.no_grad()
 def solve(
     F: Map,
@@ -66,7 +63,6 @@ def solve(
     method: str = "iteration",
     anderson_m: int = 5,
     anderson_beta: float = 1.0,
-    eps: float = 1e-12,
     divergence: float = 1e8,
 ) -> SolveResult:
     """Iterate ``h <- F(h, x)`` per sample until ``||F(h) - h|| / ||F(h)|| < tol``.
@@ -85,7 +81,6 @@ def solve(
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     tol = max(tol, PRECISION_MARGIN * dtype_eps(h0))
     B = h0.shape[0]
-    h = h0.clone()
     active = torch.ones(B, dtype=torch.bool, device=h0.device)
     converged = torch.zeros_like(active)
     finite = torch.ones_like(active)
@@ -95,12 +90,10 @@ def solve(
     best_h = h0.clone()
     abs_trace, rel_trace = [], []
     hist_x, hist_f = [], []  # Anderson memory: iterates and their residuals G(h) = F(h) - h
-    for k in range(1, max_iter + 1):
-        fh = F(h, x)
-        g = fh - h
-        r_abs = _norms(g).double()
-        r_rel = r_abs / (_norms(fh).double() + eps)
-        ok = torch.isfinite(r_rel) & (_norms(fh) < divergence)
+    for step in iterate(F, h0.clone(), x, max_iter, compact_at=0.0):  # stopped samples are held, not dropped
+        fh = step.h
+        r_abs, r_rel = step.change.double(), step.residual.double()
+        ok = torch.isfinite(r_rel) & (step.norm < divergence)
         finite &= ok | ~active
         r_abs = torch.where(active, r_abs, torch.nan)
         r_rel = torch.where(active & ok, r_rel, torch.nan)
@@ -108,24 +101,22 @@ def solve(
         rel_trace.append(r_rel)
         improved = active & ok & (r_rel < best)
         best = torch.where(improved, r_rel, best)
-        best_step = torch.where(improved, k, best_step)
+        best_step = torch.where(improved, step.t, best_step)
         best_h[improved] = fh[improved]
         newly = active & ok & (r_rel < tol)
         converged |= newly
-        steps = torch.where(newly, k, steps)
+        steps = torch.where(newly, step.t, steps)
+        step.done = active & ~(ok & ~newly)
         active &= ok & ~newly
-        if not active.any():
-            break
-        if method == "anderson":
-            hist_x.append(h.clone())
-            hist_f.append(g.clone())
+        nxt = fh
+        if method == "anderson" and bool(active.any()):
+            hist_x.append(step.prev.clone())
+            hist_f.append((fh - step.prev).clone())
             if len(hist_x) > anderson_m:
                 hist_x.pop(0)
                 hist_f.pop(0)
             nxt = _anderson_step(hist_x, hist_f, anderson_beta)
-        else:
-            nxt = fh
-        h = torch.where(_expand(active, h), nxt, h)
+        step.next = torch.where(_expand(active, fh), nxt, step.prev)
     S = len(abs_trace)
     steps = torch.where(converged, steps, S)
     return SolveResult(
