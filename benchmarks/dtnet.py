@@ -44,10 +44,11 @@ from pathlib import Path
 import torch
 
 from looped import runs
-from looped.evaluate import EVAL_SEED_BASE, accuracy_curve
+from looped.evaluation import EVAL_SEED_BASE, accuracy_curve
 from looped.config import config_from_dict
 from looped.tasks import get_task
-from looped.train import TrainConfig, Trainer, model_config
+from looped.config import TrainConfig, model_config
+from looped.training import Trainer
 
 TARGET = 0.95
 
@@ -211,7 +212,7 @@ def main() -> None:
     if args.no_train and args.keep is None:
         p.error("--no-train scores kept snapshots; give --keep DIR")
     try:
-        base = runs.read_config(args.recipe)
+        base = runs.Run(args.recipe).read_config_dict()
     except runs.RunError as e:
         p.error(str(e))
     if args.only and not set(args.only) <= {"ours", "ours-ema", "dtnet"}:

@@ -23,7 +23,7 @@ import time
 import torch
 
 from looped import runs
-from looped.evaluate import EVAL_SEED_BASE, Halting, accuracy_curve
+from looped.evaluation import EVAL_SEED_BASE, Halting, accuracy_curve
 
 LADDERS = {
     "prefix-sums": (["32", "64", "128", "256", "512", "1024"], 480),

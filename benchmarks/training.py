@@ -28,7 +28,7 @@ import torch
 def child(mode: str, depth: int, steps: int, batch: int, window: int) -> dict:
     from looped.model import LoopedConfig, LoopedTransformer
     from looped.tasks import get_task
-    from looped.train import draw_depths, progressive_loss
+    from looped.training import draw_depths, progressive_loss
 
     torch.manual_seed(0)
     task = get_task("prefix-sums")

@@ -8,19 +8,19 @@ The stable Python surface (the ``looped`` command line is a thin layer over it):
     report = looped.analyze(model, task)
 
 ``train``, ``evaluate``, ``solve`` and ``analyze`` are functions here; their modules are imported as
-``from looped.train import Trainer`` (``looped.train`` itself names the function).
+``from looped.training import Trainer`` (``looped.train`` itself names the function).
 """
 
-from .analyze import analyze
+from .analysis import analyze
 from .dtnet import DTNet, DTNetConfig
-from .evaluate import Curve, Halting, evaluate
-from .config import ConfigError
+from .evaluation import Curve, Halting, evaluate
+from .config import ConfigError, TrainConfig, model_config
 from .model import Looped, LoopedConfig, LoopedTransformer
 from .runs import RunError, shipped_model
 from .runs import load_model as load
-from .solve import Answer, solve
+from .solving import Answer, solve
 from .tasks import Batch, InputError, Split, Task, get_task, register
-from .train import TrainConfig, model_config, resume, train
+from .training import resume, train
 
 __all__ = [
     "Answer", "Batch", "ConfigError", "Curve", "DTNet", "DTNetConfig", "Halting", "InputError", "Looped",

@@ -14,13 +14,11 @@ import typing
 from dataclasses import fields
 from pathlib import Path
 
-from .config import ARCHITECTURES, DEFAULT_ARCH, ConfigError
-from .evaluate import EVAL_N, Halting, LimitError
-from .runs import RunError
+from .config import ARCHITECTURES, DEFAULT_ARCH, LoopedError, TrainConfig
+from .evaluation import EVAL_N, Halting
 from .tasks import TASKS, InputError
-from .train import TrainConfig
 
-USER_ERRORS = (InputError, ConfigError, RunError, LimitError, FloatingPointError, OSError)
+USER_ERRORS = (LoopedError, FloatingPointError, OSError)
 
 
 TASK_HELP = f"a task name ({', '.join(TASKS)}) or package.module:ClassName (a Task subclass)"
@@ -194,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as err:
         print(str(err), file=sys.stderr)
     except USER_ERRORS as err:
-        print(f"looped: error: {err}", file=sys.stderr)
+        print(f"looped: error: {getattr(err, 'cli', None) or err}", file=sys.stderr)
     except KeyboardInterrupt:
         print("looped: interrupted", file=sys.stderr)
         return 130
@@ -203,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .tasks import get_task
-    from .train import model_config, resume, train
+    from .config import model_config
+    from .training import resume, train
 
     train_cfg = TrainConfig(**given(args, "train"))  # validates the flags, and on --resume the new budget
     if args.resume:
@@ -221,7 +220,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_run
+    from .evaluation import evaluate_run
 
     result = evaluate_run(
         args.run, splits=args.split, n=args.n, max_iters=args.max_iters, seed=args.seed,
@@ -234,7 +233,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from .analyze import analyze_run, verdict_lines, write_report
+    from .analysis import analyze_run, verdict_lines, write_report
 
     result = analyze_run(args.run, args.split, args.n, args.max_iter, args.tol, args.seed, args.device)
     out = args.out if args.out is not None else Path(args.run) / "analysis"
@@ -247,7 +246,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
-    from .solve import solve_command
+    from .solving import solve_command
 
     if (args.input is None) == (args.file is None):
         raise UsageError("looped solve: give exactly one of INPUT or --file F")

@@ -55,6 +55,11 @@ class DTNetConfig:
     def from_dict(cls, d: dict) -> "DTNetConfig":
         return from_known_fields(cls, d, "DT-net")
 
+    @staticmethod
+    def task_defaults(settings) -> dict:
+        """None: a DT-net sees a sequence through its convolutions and takes only vocabulary and classes."""
+        return {}
+
 
 def conv(c_in: int, c_out: int) -> nn.Conv1d:
     return nn.Conv1d(c_in, c_out, kernel_size=3, padding=1, bias=False)

@@ -121,6 +121,11 @@ class LoopedConfig:
     def from_dict(cls, d: dict) -> "LoopedConfig":
         return from_known_fields(cls, d, "model")
 
+    @staticmethod
+    def task_defaults(settings) -> dict:
+        """The fields a task's ``ModelSettings`` set: attention pattern, groups, positions, width."""
+        return settings.given(("attention", "causal", "groups", "position_sizes", "d_model", "n_heads"))
+
 
 def make_norm(kind: str, d: int) -> nn.Module:
     if kind == "layernorm":

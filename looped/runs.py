@@ -1,4 +1,4 @@
-"""Run directories: config, metrics and weights on disk, written atomically.
+"""Run directories: config, metrics and weights on disk, written atomically, through ``Run`` only.
 
 A run directory holds
 
@@ -7,24 +7,31 @@ A run directory holds
 * ``metrics.jsonl``: one JSON object per logged step;
 * ``model.safetensors``: the model weights (all a shipped model needs);
 * ``checkpoint.safetensors``: the state dicts of the model, optimizer and weight average, plus the
-  step, for ``--resume`` (``write_checkpoint``).
+  step, for ``--resume`` (``write_checkpoint``);
+* what commands add: ``eval/`` and ``analysis/`` reports, and records such as the reproduction's
+  ``record.json`` (``Run.folder``, ``Run.write_json``).
 
 Nothing is ever unpickled: tensors live in safetensors files and everything else in JSON.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from .config import ConfigError, config_from_dict
-from .io import atomic_write
+from .config import ConfigError, LoopedError, TrainConfig, config_from_dict
+from .io import atomic_write, json_safe, write_json
 from .model import Looped
-from .tasks import InputError, Task, task_from_record
+from .tasks import InputError, Task, task_from_record, task_record
+
+ModelConfig = Any  # a registered architecture's config (LoopedConfig, DTNetConfig, ...): build(), to_dict()
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -33,16 +40,8 @@ CHECKPOINT = "checkpoint.safetensors"
 SHIPPED = Path(__file__).resolve().parent / "models"  # package data: config.json and weights per task
 
 
-class RunError(ValueError):
+class RunError(LoopedError):
     """A run directory is missing, incomplete, corrupt or does not match."""
-
-
-def remove_stale_temporaries(run: Path) -> list[str]:
-    """Delete the temporary files ``atomic_write`` leaves when a process is killed mid-write."""
-    stale = sorted(Path(run).glob(".*.tmp"))
-    for p in stale:
-        p.unlink()
-    return [p.name for p in stale]
 
 
 def write_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
@@ -111,49 +110,160 @@ def _unpack(node, tensors: dict[str, torch.Tensor]):
     return [_unpack(v, tensors) for v in node["list"]]
 
 
-def read_config(run: Path) -> dict:
-    path = Path(run) / CONFIG
-    if not Path(run).is_dir():
-        raise RunError(f"run directory {run} does not exist")
-    if not path.is_file():
-        raise RunError(f"{run} is not a run directory: {CONFIG} is missing")
-    try:
-        cfg = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunError(f"{path} is not valid JSON ({e})") from None
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("model"), dict) or "task" not in cfg:
-        raise RunError(f"{path} lacks the 'task' and 'model' entries of a run config")
-    return cfg
+@dataclass
+class RunConfig:
+    """What ``config.json`` records, typed: the task, the model config and, for a trained run, the
+    training config (a shipped model may lack it)."""
+
+    task: Task
+    model: ModelConfig
+    train: TrainConfig | None = None
+
+    def to_dict(self) -> dict:
+        return {**task_record(self.task), "model": self.model.to_dict(),
+                **({} if self.train is None else {"train": self.train.to_dict()})}
 
 
-def load_model(run: Path, device: str | torch.device = "cpu") -> tuple[Looped, Task, dict]:
+class Run:
+    """A run directory (see the module docstring): the one reader and writer of its files.
+
+    ``Run.create`` starts a new one, ``Run(path)`` opens an existing one (``RunError`` if it is
+    missing, incomplete or corrupt, raised on first use). Every write is atomic.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.path)!r})"
+
+    def exists(self) -> bool:
+        """Whether the directory holds a run (its config.json)."""
+        return (self.path / CONFIG).exists()
+
+    @classmethod
+    def create(cls, path: str | Path, config: RunConfig) -> "Run":
+        """A new run in ``path`` (``RunError`` if it already holds one), with its config.json written."""
+        run = cls(path)
+        if run.exists():
+            raise RunError(f"{run.path} already holds a run; resume it or choose a new directory")
+        run.write_config(config)
+        return run
+
+    # -- config ----------------------------------------------------------------------------------
+    def read_config_dict(self) -> dict:
+        """The raw ``config.json``, checked to hold a task and a model."""
+        path = self.path / CONFIG
+        if not self.path.is_dir():
+            raise RunError(f"run directory {self.path} does not exist")
+        if not path.is_file():
+            raise RunError(f"{self.path} is not a run directory: {CONFIG} is missing")
+        try:
+            cfg = json.loads(path.read_text(encoding="utf-8-sig"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise RunError(f"{path} is not valid JSON ({e})") from None
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("model"), dict) or "task" not in cfg:
+            raise RunError(f"{path} lacks the 'task' and 'model' entries of a run config")
+        return cfg
+
+    @functools.cached_property
+    def config(self) -> RunConfig:
+        """The typed config. Raises ``RunError``."""
+        saved = self.read_config_dict()
+        train = saved.get("train")
+        if train is not None and not isinstance(train, dict):
+            raise RunError(f"{self.path / CONFIG}: 'train' must be an object")
+        try:
+            return RunConfig(task_from_record(saved), config_from_dict(saved["model"]),
+                             None if train is None else TrainConfig.from_dict(train))
+        except (ConfigError, InputError, TypeError, ValueError) as e:
+            raise RunError(f"{self.path / CONFIG}: {e}") from None
+
+    def write_config(self, config: RunConfig) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_json(self.path / CONFIG, config.to_dict())
+        self.__dict__.pop("config", None)
+
+    # -- weights, checkpoint, metrics ------------------------------------------------------------
+    def load(self, device: str | torch.device = "cpu") -> tuple[Looped, Task, RunConfig]:
+        """The model (in eval mode on ``device``), its task and the typed config."""
+        cfg = self.config
+        model = cfg.model.build()
+        try:
+            model.load_state_dict(read_tensors(self.path / WEIGHTS))
+        except RuntimeError as e:
+            raise RunError(f"{self.path / WEIGHTS} does not match its config: {str(e).splitlines()[0]}") from None
+        return model.to(device).eval(), cfg.task, cfg
+
+    def write_weights(self, model: torch.nn.Module) -> None:
+        write_tensors(self.path / WEIGHTS, model.state_dict())
+
+    def write_checkpoint(self, states: dict[str, dict], meta: dict[str, str]) -> None:
+        """Save ``states`` (name -> a ``state_dict()``: model, optimizer, ...) and string ``meta``.
+
+        Any state dict works: its tensors go into the safetensors file, the rest (numbers, lists,
+        the optimizer's integer keys) into its JSON metadata under ``states``.
+        """
+        write_checkpoint(self.path / CHECKPOINT, states, meta)
+
+    def has_checkpoint(self) -> bool:
+        return (self.path / CHECKPOINT).is_file()
+
+    def read_checkpoint(self) -> tuple[dict[str, dict], dict[str, str]]:
+        """The ``states`` and ``meta`` of ``write_checkpoint``. Raises ``RunError``."""
+        return read_checkpoint(self.path / CHECKPOINT)
+
+    def write_metrics(self, rows: list[dict]) -> None:
+        """Replace ``metrics.jsonl`` by ``rows``, one JSON object per line."""
+        lines = "".join(json.dumps(m) + "\n" for m in rows)
+        atomic_write(self.path / METRICS, lambda tmp: Path(tmp).write_text(lines))
+
+    def read_metrics(self) -> list[dict]:
+        path = self.path / METRICS
+        if not path.is_file():
+            return []
+        try:
+            return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise RunError(f"{path} is corrupt ({e})") from None
+
+    def remove_stale_temporaries(self) -> list[str]:
+        """Delete the temporary files ``atomic_write`` leaves when a process is killed mid-write."""
+        stale = sorted(self.path.glob(".*.tmp"))
+        for p in stale:
+            p.unlink()
+        return [p.name for p in stale]
+
+    # -- what commands add: reports and records ----------------------------------------------------
+    def folder(self, name: str) -> Path:
+        """The subfolder ``name`` (``eval``, ``analysis``) where a command writes its report; made if missing."""
+        path = self.path / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def has(self, name: str) -> bool:
+        return (self.path / name).is_file()
+
+    def write_json(self, name: str, obj: dict) -> None:
+        """A JSON record ``name`` beside the run's own files (NaN and infinities as null)."""
+        write_json(self.path / name, json_safe(obj))
+
+    def read_json(self, name: str) -> dict:
+        path = self.path / name
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise RunError(f"{path} is missing") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise RunError(f"{path} is not valid JSON ({e})") from None
+
+
+def load_model(run: str | Path, device: str | torch.device = "cpu") -> tuple[Looped, Task, RunConfig]:
     """Load a run directory (or a shipped model directory, ``shipped_model(name)``).
 
-    Returns: (model in eval mode on ``device``, its task, the whole config dict).
+    Returns: (model in eval mode on ``device``, its task, the typed ``RunConfig``).
     """
-    run = Path(run)
-    cfg = read_config(run)
-    try:
-        task = task_from_record(cfg)
-        model = config_from_dict(cfg["model"]).build()
-    except (ConfigError, InputError, TypeError, ValueError) as e:
-        raise RunError(f"{run / CONFIG}: {e}") from None
-    state = read_tensors(run / WEIGHTS)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise RunError(f"{run / WEIGHTS} does not match its config: {str(e).splitlines()[0]}") from None
-    return model.to(device).eval(), task, cfg
-
-
-def read_metrics(run: Path) -> list[dict]:
-    path = Path(run) / METRICS
-    if not path.is_file():
-        return []
-    try:
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunError(f"{path} is corrupt ({e})") from None
+    return Run(run).load(device)
 
 
 def shipped_model(task_name: str) -> Path:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from looped import runs
-from looped.evaluate import iterate
+from looped.evaluation import iterate
 from looped.tasks.chess import task as cp
 
 DEEP = 7
@@ -78,10 +78,10 @@ def paired_interval(a: torch.Tensor, b: torch.Tensor, resamples: int = 2000, see
 def validate(run: Path, max_iters: int | None) -> dict:
     torch.set_num_threads(1)
     model, task, cfg = runs.load_model(run)
-    n_train = cfg["train"]["train_iters"]
+    n_train = cfg.train.train_iters
     T = max_iters or 4 * n_train
-    out = {"run": str(run), "train_iters": n_train, "max_iters": T, "steps": cfg["train"]["steps"],
-           "elapsed_s": (runs.read_metrics(run) or [{}])[-1].get("elapsed_s"), "splits": {}}
+    out = {"run": str(run), "train_iters": n_train, "max_iters": T, "steps": cfg.train.steps,
+           "elapsed_s": (runs.Run(run).read_metrics() or [{}])[-1].get("elapsed_s"), "splits": {}}
     all_idx = validation_sets()
     for name, idx in all_idx.items():
         ok, resid = correct_by_iteration(model, task, idx, T)

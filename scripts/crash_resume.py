@@ -36,7 +36,7 @@ def looped(*args: str) -> list[str]:
 
 
 def metrics(run: Path) -> list[dict]:
-    return [{k: v for k, v in m.items() if k != "elapsed_s"} for m in runs.read_metrics(run)]
+    return [{k: v for k, v in m.items() if k != "elapsed_s"} for m in runs.Run(run).read_metrics()]
 
 
 def kill_and_resume(cmd, full: float, startup: float, kills: int, rng, env, after_kill) -> int:

@@ -27,13 +27,13 @@ import numpy as np
 import torch
 
 from looped import runs
-from looped.evaluate import EVAL_SEED_BASE, iterate
+from looped.evaluation import EVAL_SEED_BASE, iterate
 
 
 @torch.no_grad()
 def score(run: Path, splits: list[str], iters: list[int], metric: str, n: int) -> dict:
     model, task, cfg = runs.load_model(run)
-    out = {"run": str(run), "metric": metric, "train_iters": cfg.get("train", {}).get("train_iters"), "splits": {}}
+    out = {"run": str(run), "metric": metric, "train_iters": cfg.train and cfg.train.train_iters, "splits": {}}
     for name in splits:
         batch = task.generate(task.split(name), n, seed=EVAL_SEED_BASE)
         means, kept = [], {}

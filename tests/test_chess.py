@@ -282,18 +282,18 @@ def test_augmentation_flips_files_and_keeps_mates(rows):
 
 
 def test_chess_trains_with_masked_loss_and_augmentation(tmp_path):
-    from looped.model import LoopedConfig
-    from looped.train import TrainConfig, Trainer
+    from looped.config import TrainConfig, model_config
+    from looped.training import Trainer
 
     task = get_task("chess")
-    model_cfg = LoopedConfig(**{**task.model_defaults(), "d_model": 16, "n_heads": 2})
+    model_cfg = model_config(task, overrides={"d_model": 16, "n_heads": 2})
     cfg = TrainConfig(steps=3, batch_size=8, train_iters=2, eval_every=3, eval_size=8,
                       checkpoint_every=3, warmup_steps=1, masked_loss=True, augment=True, device="cpu")
     Trainer.create(tmp_path / "r", task, model_cfg, cfg).run(show_progress=False)
 
-    metrics = runs.read_metrics(tmp_path / "r")
+    metrics = runs.Run(tmp_path / "r").read_metrics()
     assert len(metrics) == 3 and all(np.isfinite(m["loss"]) for m in metrics)
-    assert runs.read_config(tmp_path / "r")["train"]["masked_loss"] is True
+    assert runs.Run(tmp_path / "r").config.train.masked_loss is True
 
 
 def test_max_mate_keeps_only_the_training_tier(rows):

@@ -313,7 +313,7 @@ def test_every_config_field_has_a_train_flag_defaulting_to_the_dataclass():
     from looped import cli
     from looped.dtnet import DTNetConfig
     from looped.model import LoopedConfig
-    from looped.train import TrainConfig
+    from looped.config import TrainConfig
 
     args = cli.build_parser().parse_args(["train", "--out", "x"])
     for prefix, cls in (("train", TrainConfig), ("model", LoopedConfig), ("model", DTNetConfig)):

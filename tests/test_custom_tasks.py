@@ -106,7 +106,7 @@ def test_a_task_class_trains_evaluates_solves_and_analyzes_through_the_api(tmp_p
     run = looped.train(Successor, tmp_path / "run", small_config(),
                        looped.model_config(Successor(), overrides=TINY), progress=False)
     model, task, config = looped.load(run)
-    assert isinstance(task, Successor) and config["task"] == "test-successor"
+    assert isinstance(task, Successor) and config.task is task and config.to_dict()["task"] == "test-successor"
     (curve,) = looped.evaluate(model, task, "16", max_iters=4, n=64)
     assert curve.n == 64 and len(curve.accuracy) == 4 and max(curve.accuracy) > 0.9
     answers = looped.solve(model, task, ["0122", "210"], max_iters=4)

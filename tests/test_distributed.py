@@ -27,8 +27,8 @@ def test_two_processes_match_one_process_on_the_combined_batch(tmp_path, alpha):
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5)
-    la = [m["loss"] for m in runs.read_metrics(tmp_path / "one")]
-    lb = [m["loss"] for m in runs.read_metrics(tmp_path / "two")]
+    la = [m["loss"] for m in runs.Run(tmp_path / "one").read_metrics()]
+    lb = [m["loss"] for m in runs.Run(tmp_path / "two").read_metrics()]
     assert la == pytest.approx(lb, rel=1e-4)
     assert not any(p.name.endswith(".tmp") for p in (tmp_path / "two").iterdir())
     worlds = [runs.read_tensors(tmp_path / r / runs.CHECKPOINT, with_metadata=True)[1]["world_size"] for r in ("one", "two")]

@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from looped import runs
-from looped.evaluate import Halting, LimitError, accuracy_curve, check_budget
+from looped.evaluation import Halting, LimitError, accuracy_curve, check_budget
 from looped.model import LoopedConfig, LoopedTransformer
-from looped.solve import solve_inputs
+from looped.solving import solve_inputs
 from looped.tasks import get_task
 
 

@@ -20,7 +20,7 @@ from looped import cli, runs
 from looped.config import ConfigError
 from looped.model import LoopedConfig, LoopedTransformer
 from looped.tasks import TASKS, InputError, get_task
-from looped.train import TrainConfig
+from looped.config import TrainConfig
 
 CASES, CLI_CASES = 100, 25
 FUZZ = settings(max_examples=CASES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from looped import runs, stability
-from looped.evaluate import Halting, iterate as halting_loop
+from looped.evaluation import Halting, iterate as halting_loop
 from looped.iteration import Step, iterate
 
 MODELS = ("prefix-sums", "sudoku", "chess")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from looped import runs
-from looped.evaluate import EVAL_SEED_BASE, accuracy_curve
+from looped.evaluation import EVAL_SEED_BASE, accuracy_curve
 
 from conftest import load_script
 

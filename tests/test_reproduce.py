@@ -335,7 +335,7 @@ def test_budgets_meet_the_declared_power():
 def test_plan_model_overrides_reach_the_model(tmp_path):
     from looped.reproduce.grid import RunSpec, train
     from looped.tasks import get_task
-    from looped.train import model_config
+    from looped.config import model_config
 
     for budget in BUDGETS.values():
         for plan in budget.plans:
@@ -397,7 +397,7 @@ class Killed(Exception):
 def test_a_run_killed_mid_training_resumes_to_the_same_weights(tmp_path, monkeypatch):
     from looped import runs
     from looped.reproduce.grid import evaluation, grid, train
-    from looped.train import Trainer
+    from looped.training import Trainer
 
     spec = grid(tiny_budget(steps=4))[0]
     train(spec, tmp_path / "whole", compile=False)
@@ -413,7 +413,7 @@ def test_a_run_killed_mid_training_resumes_to_the_same_weights(tmp_path, monkeyp
         train(spec, tmp_path / "cut", compile=False)
     monkeypatch.setattr(Trainer, "train_step", step)
     train(spec, tmp_path / "cut", compile=False)
-    assert [m["step"] for m in runs.read_metrics(tmp_path / "cut")] == [1, 2, 3, 4]
+    assert [m["step"] for m in runs.Run(tmp_path / "cut").read_metrics()] == [1, 2, 3, 4]
     a, b = (runs.read_tensors(tmp_path / d / runs.WEIGHTS) for d in ("whole", "cut"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     whole, cut = evaluation(tmp_path / "whole", spec), evaluation(tmp_path / "cut", spec)
@@ -450,7 +450,7 @@ def test_the_reproduction_evaluates_as_looped_eval_does(tmp_path, capsys):
 def test_a_run_whose_loss_diverges_keeps_its_last_checkpoint(tmp_path, monkeypatch):
     from looped import runs
     from looped.reproduce.grid import DIVERGED, grid, train
-    from looped.train import Trainer
+    from looped.training import Trainer
 
     spec = grid(tiny_budget(steps=4))[0]
     step = Trainer.train_step
@@ -465,4 +465,4 @@ def test_a_run_whose_loss_diverges_keeps_its_last_checkpoint(tmp_path, monkeypat
     assert (tmp_path / DIVERGED).exists() and (tmp_path / runs.WEIGHTS).exists()
     monkeypatch.setattr(Trainer, "train_step", step)
     train(spec, tmp_path, compile=False)  # not retrained
-    assert [m["step"] for m in runs.read_metrics(tmp_path)] == [1, 2]
+    assert [m["step"] for m in runs.Run(tmp_path).read_metrics()] == [1, 2]

@@ -7,7 +7,8 @@ from looped import runs
 from looped.config import ConfigError
 from looped.model import LoopedConfig, LoopedTransformer
 from looped.tasks import get_task
-from looped.train import TrainConfig, Trainer, draw_depths, lr_at, progressive_loss
+from looped.config import TrainConfig
+from looped.training import Trainer, draw_depths, lr_at, progressive_loss
 
 SMALL = dict(d_model=16, n_heads=2, window=4)
 PS = get_task("prefix-sums")
@@ -128,7 +129,7 @@ def test_resume_continues_to_the_same_weights_and_metrics(tmp_path, variant, ema
     wf, wp = weights(tmp_path / "full"), weights(tmp_path / "part")
     assert all(torch.equal(wf[k], wp[k]) for k in wf)
     strip = lambda rows: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rows]
-    assert strip(runs.read_metrics(tmp_path / "full")) == strip(runs.read_metrics(tmp_path / "part"))
+    assert strip(runs.Run(tmp_path / "full").read_metrics()) == strip(runs.Run(tmp_path / "part").read_metrics())
 
 
 def test_ema_saves_the_moving_average_of_the_trained_weights(tmp_path):
@@ -157,7 +158,7 @@ def test_resume_with_a_new_budget_records_it(tmp_path):
     Trainer.resume(tmp_path / "r", steps=6).run(show_progress=False)
     cfg = json.loads((tmp_path / "r" / "config.json").read_text())
     assert cfg["train"]["steps"] == 6 and cfg["model"]["d_model"] == 16
-    assert [r["step"] for r in runs.read_metrics(tmp_path / "r")] == list(range(1, 7))
+    assert [r["step"] for r in runs.Run(tmp_path / "r").read_metrics()] == list(range(1, 7))
 
 
 def test_run_directory_layout(tmp_path):
@@ -167,7 +168,7 @@ def test_run_directory_layout(tmp_path):
     assert not [f for f in files if f.endswith(".tmp")]
     cfg = json.loads((tmp_path / "r" / "config.json").read_text())
     assert cfg["task"] == "prefix-sums" and cfg["model"]["d_model"] == 16
-    rows = runs.read_metrics(tmp_path / "r")
+    rows = runs.Run(tmp_path / "r").read_metrics()
     assert [r["step"] for r in rows] == list(range(1, 13))
     model, task, _ = runs.load_model(tmp_path / "r")
     assert task.name == "prefix-sums" and isinstance(model, LoopedTransformer)
@@ -191,7 +192,7 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path,
 
     from looped import cli
 
-    train = importlib.import_module("looped.train")  # the module; looped.train is the function
+    train = importlib.import_module("looped.training")
 
     real = train.progressive_loss
     calls = []
@@ -208,7 +209,7 @@ def test_a_non_finite_loss_stops_the_run_and_keeps_the_last_checkpoint(tmp_path,
     assert code == 2 and "non-finite loss at step 7" in err and len(err.strip().splitlines()) == 1
     meta = runs.read_tensors(tmp_path / "r" / runs.CHECKPOINT, with_metadata=True)[1]
     assert meta["step"] == "5"  # the last good checkpoint
-    assert [m["step"] for m in runs.read_metrics(tmp_path / "r")] == [1, 2, 3, 4, 5]
+    assert [m["step"] for m in runs.Run(tmp_path / "r").read_metrics()] == [1, 2, 3, 4, 5]
     monkeypatch.setattr(train, "progressive_loss", real)
     assert cli.main(["train", "--out", str(tmp_path / "r"), "--resume", "--steps", "10", "--quiet"]) == 0
 
@@ -275,7 +276,7 @@ def test_on_step_sees_every_step_off_the_clock(tmp_path, monkeypatch):
 
     clock = [0.0]  # a fake clock that only the callback moves
     fake_time = types.SimpleNamespace(perf_counter=lambda: clock[0])
-    monkeypatch.setattr(importlib.import_module("looped.train"), "time", fake_time)
+    monkeypatch.setattr(importlib.import_module("looped.training"), "time", fake_time)
     seen = []
 
     def on_step(trainer, row):
@@ -302,7 +303,7 @@ def test_a_time_budget_shows_how_far_along_the_run_is(tmp_path, capsys):
     Trainer.create(tmp_path / "t", PS, LoopedConfig(**SMALL), small_train(steps=None, minutes=0.01)).run()
     err = capsys.readouterr().err
     assert "100%|" in err and "<00:00 of training time" in err and "step/s" in err
-    steps = len(runs.read_metrics(tmp_path / "t"))
+    steps = len(runs.Run(tmp_path / "t").read_metrics())
     assert f"step={steps}," in err.rsplit("\r", 1)[-1]  # the last refresh counts every step
     Trainer.create(tmp_path / "s", PS, LoopedConfig(**SMALL), small_train(steps=3)).run()
     assert "3/3" in capsys.readouterr().err

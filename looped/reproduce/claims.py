@@ -79,7 +79,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..analyze import MIN_SENSITIVITY, REACH_FRACTION
+from ..analysis import MIN_SENSITIVITY, REACH_FRACTION
 
 RULES = 2
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NO_POWER = "supported", "not supported", "inconclusive", "no power"

@@ -26,12 +26,13 @@ from tqdm import tqdm
 
 from .. import runs
 from ..io import json_safe, write_json
-from ..analyze import analyze_run
+from ..analysis import analyze_run
 from ..config import pick_device
-from ..evaluate import Halting, eval_result, evaluate
+from ..evaluation import Halting, eval_result, evaluate
 from ..model import RECALLS
 from ..tasks import get_task
-from ..train import TrainConfig, Trainer, model_config
+from ..config import TrainConfig, model_config
+from ..training import Trainer
 from .budgets import NORMS, Budget, TaskPlan
 
 RECORD = "record.json"

@@ -8,13 +8,15 @@ decode and score predictions, and parse user input for ``looped solve``. Nothing
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
 import torch.nn.functional as F
 
+from ..config import LoopedError
 
-class InputError(ValueError):
+
+class InputError(LoopedError):
     """User input (a puzzle, a bit string, a split name) is malformed."""
 
 
@@ -60,6 +62,32 @@ class Split:
 SYMBOLS = "0123456789abcdefghijklmnopqrstuvwxyz"  # default characters of token and class ids
 
 
+@dataclass(frozen=True)
+class ModelSettings:
+    """What a task asks of a model, typed; ``None`` leaves the architecture's own default.
+
+    A task sets them as its ``model_settings`` class attribute, so a misspelt or renamed setting fails
+    when the task's module is imported. Each architecture's config takes those that apply to it
+    (``task_defaults``); the names are those of ``LoopedConfig``'s fields, plus ``board``.
+
+    board: the grid of a fixed-size input, e.g. (9, 9); () for sequences of any length.
+    attention, causal, groups, position_sizes, d_model, n_heads: as ``LoopedConfig``'s fields.
+    """
+
+    board: tuple[int, ...] | None = None
+    attention: str | None = None
+    causal: bool | None = None
+    groups: tuple[tuple[int, ...], ...] | None = None
+    position_sizes: tuple[int, ...] | None = None
+    d_model: int | None = None
+    n_heads: int | None = None
+
+    def given(self, names=None) -> dict:
+        """The settings that are set (not None), optionally only those in ``names``."""
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if getattr(self, f.name) is not None and (names is None or f.name in names)}
+
+
 class Task(ABC):
     """Interface of a task. Subclasses set the class attributes and implement ``generate``.
 
@@ -77,6 +105,7 @@ class Task(ABC):
     input_symbols: str | None = None  # character of each token id for ``parse``; default 0-9a-z
     output_symbols: str | None = None  # character of each class id for ``decode``; default 0-9a-z
     can_mask_loss: bool = False  # whether ``masked_loss`` is implemented
+    model_settings: ModelSettings = ModelSettings()  # what the task asks of a model (attention, board, ...)
 
     @abstractmethod
     def generate(self, split: Split, n: int, seed: int) -> Batch:
@@ -162,10 +191,6 @@ class Task(ABC):
     def positions(self, length: int) -> torch.Tensor | None:
         """(L, P) categorical position features, or None when the model uses relative positions."""
         return None
-
-    def model_defaults(self) -> dict:
-        """Model config values this task needs (vocabulary, classes, attention pattern)."""
-        return {"vocab_size": self.vocab_size, "num_classes": self.num_classes}
 
     def score(self, prediction: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Exact match per example. Args: prediction, targets (N, L). Returns (N,) bool."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import Batch, InputError, Split, Task
+from .base import Batch, InputError, ModelSettings, Split, Task
 
 MAX_LENGTH = 100_000
 
@@ -20,6 +20,7 @@ class PrefixSums(Task):
     num_classes = 2
     train_splits = ("32",)
     eval_splits = ("32", "128", "512", "1024")
+    model_settings = ModelSettings(board=(), attention="local", causal=True)
 
     def split(self, name: str) -> Split:
         try:
@@ -51,9 +52,6 @@ class PrefixSums(Task):
 
     def decode(self, text: str, inputs: torch.Tensor, logits: torch.Tensor) -> str:
         return "".join(str(int(b)) for b in logits.argmax(-1).tolist())
-
-    def model_defaults(self) -> dict:
-        return {**super().model_defaults(), "attention": "local", "causal": True}
 
 
 def prefix_parity(bits: torch.Tensor) -> torch.Tensor:

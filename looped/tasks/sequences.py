@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .base import Batch, InputError, Split, Task
+from .base import Batch, InputError, ModelSettings, Split, Task
 
 TRAIN = "train"
 SAMPLE_SALT = 19  # rng stream of the examples drawn from a file
@@ -30,6 +30,7 @@ class Sequences(Task):
 
     name = "sequences"
     train_splits = (TRAIN,)
+    model_settings = ModelSettings(board=(), attention="local", causal=False)
 
     def __init__(self, data: str | None = None, kind: str = "str", symbols: list | None = None,
                  classes: list | None = None, splits: dict | None = None):
@@ -117,9 +118,6 @@ class Sequences(Task):
     def decode(self, text: str, inputs: torch.Tensor, logits: torch.Tensor) -> str:
         out = [self.classes[int(i)] for i in self.predict(inputs[None], logits[None])[0].tolist()]
         return "".join(out) if self.kind == "str" else json.dumps(out)
-
-    def model_defaults(self) -> dict:
-        return {**super().model_defaults(), "attention": "local", "causal": False}
 
     def _load(self, name: str) -> Batch:
         if name not in self._loaded:

@@ -31,7 +31,7 @@ import zlib
 import numpy as np
 import torch
 
-from ..base import Batch, InputError, Split, Task
+from ..base import Batch, InputError, ModelSettings, Split, Task
 from .data import MAX_MATE, read_lichess, read_shards
 
 PIECES = "KQBNRP"  # token 1 + index for the mover, 7 + index for the opponent
@@ -214,6 +214,8 @@ class Chess(Task):
     eval_splits = MATES + RATED
     can_augment = True
     can_mask_loss = True
+    model_settings = ModelSettings(board=(8, 8), attention="groups", groups=LINES, causal=False, position_sizes=(8, 8),
+                                   d_model=64, n_heads=4)
     _legal: LegalTable | None = None  # built on the first masked_loss
 
     def split(self, name: str) -> Split:
@@ -334,12 +336,6 @@ class Chess(Task):
 
     def positions(self, length: int) -> torch.Tensor:
         return _RANKS_FILES
-
-    def model_defaults(self) -> dict:
-        return {
-            **super().model_defaults(), "attention": "groups", "groups": LINES, "causal": False, "position_sizes": (8, 8),
-            "d_model": 64, "n_heads": 4,
-        }
 
 
 def board_from_fen(text: str):

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..base import Batch, InputError, Split, Task
+from ..base import Batch, InputError, ModelSettings, Split, Task
 from ..cache import load_or_build
 from . import logic
 
@@ -143,6 +143,8 @@ class Sudoku(Task):
     train_splits = ("easy", "medium")
     eval_splits = tuple(TIERS)
     can_augment = True
+    model_settings = ModelSettings(board=(9, 9), attention="groups", groups=tuple(map(tuple, POSITIONS.tolist())),
+                                   causal=False, position_sizes=(9, 9, 9), d_model=64, n_heads=4)
 
     def split(self, name: str) -> Split:
         name = str(name).strip()
@@ -213,12 +215,6 @@ class Sudoku(Task):
 
     def positions(self, length: int) -> torch.Tensor:
         return POSITIONS
-
-    def model_defaults(self) -> dict:
-        return {
-            **super().model_defaults(), "attention": "groups", "groups": POSITIONS.tolist(), "causal": False,
-            "position_sizes": (9, 9, 9), "d_model": 64, "n_heads": 4,
-        }
 
     def metrics(self, inputs: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> dict:
         """Per puzzle: ``exact`` grid, ``blank_accuracy`` (share of blanks right), ``valid`` (a correct

@@ -9,7 +9,7 @@ import torch
 
 from . import runs
 from .config import pick_device
-from .evaluate import Halting, check_budget, iterate
+from .evaluation import Halting, check_budget, iterate
 from .model import Looped
 from .tasks import InputError, Task, task_class
 

@@ -16,11 +16,10 @@ as an uninterrupted one.
 from __future__ import annotations
 
 import functools
-import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,87 +27,18 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from . import distributed, runs
-from .io import atomic_write, write_json
-from .evaluate import EVAL_SEED_BASE
-from .dtnet import DTNetConfig
-from .config import (ARCHITECTURES, DEFAULT_ARCH, ConfigError, check_field_types, config_from_dict, from_known_fields,
-                     pick_device, setting)
-from .model import Looped, LoopedConfig
-from .tasks import Batch, Task, get_task, task_from_record, task_record
+from . import distributed
+from .config import ConfigError, TrainConfig, model_config, pick_device
+from .evaluation import EVAL_SEED_BASE
+from .model import Looped
+from .runs import CHECKPOINT, ModelConfig, Run, RunConfig, RunError
+from .tasks import Batch, Task, get_task
 from .tasks.base import token_cross_entropy
 
 DEPTH_SALT = 7  # the depth draws' RNG is seeded [seed, step, DEPTH_SALT], apart from the data's
 BATCH_SEED_STRIDE = 1_000_003  # batch seed = seed * stride + step: one per (seed, step) while step < stride
 TRAIN_ACC_SEED = EVAL_SEED_BASE - 1  # the logged training accuracy's examples, apart from every evaluation's
 TRAIN_ACC_DEPTH = 2  # the logged training accuracy runs this many times the training depth N
-
-
-@dataclass
-class TrainConfig:
-    seed: int = setting(0, "seed of the initialization, the data and the depth draws")
-    steps: int | None = setting(None, "budget: total optimizer steps")
-    minutes: float | None = setting(None, "budget: total minutes of training time")
-    batch_size: int = setting(128, "examples per step (over all processes)")
-    lr: float = setting(2e-3, "peak AdamW learning rate")
-    weight_decay: float = setting(0.01, "AdamW weight decay")
-    warmup_steps: int = setting(200, "linear learning-rate warmup steps")
-    min_lr_ratio: float = setting(0.1, "the cosine decay ends at this fraction of --lr")
-    grad_clip: float = setting(1.0, "clip the gradient norm to this")
-    train_iters: int = setting(16, "N, the maximum training depth")
-    alpha: float = setting(1.0, "progressive-loss weight (0: last-iteration loss)")
-    grad_window: int | None = setting(
-        None, "backpropagate through at most this many iterations (memory flat in --train-iters)")
-    ema: float | None = setting(
-        None, "keep an exponential moving average of the weights with this decay (e.g. 0.999); it is what gets saved")
-    eval_every: int = setting(250, "log training accuracy every this many steps")
-    eval_size: int = setting(256, "examples of that accuracy")
-    checkpoint_every: int = setting(250, "save a checkpoint every this many steps")
-    train_splits: tuple[str, ...] | None = setting(
-        None, "training splits, used in turn (comma-separated; default: the task's)")
-    augment: bool = setting(False, "random validity-preserving transforms of training data")
-    masked_loss: bool = setting(
-        False, "train with the task's loss over valid outputs only (chess: a softmax over the legal moves)")
-    compile: bool = setting(False, "torch.compile the loop step")
-    bf16: bool = setting(False, "bfloat16 autocast of the forward passes (CUDA only)")
-    device: str = setting("auto", "auto (CUDA if present), cpu, cuda, cuda:1, ...")
-
-    def __post_init__(self) -> None:
-        check_field_types(self)
-        if self.steps is None and self.minutes is None:
-            raise ConfigError("give a budget: --steps N or --minutes M")
-        if self.seed < 0:
-            raise ConfigError(f"seed must not be negative, got {self.seed}")
-        if self.steps is not None and self.steps < 1:
-            raise ConfigError(f"steps must be positive, got {self.steps}")
-        if self.minutes is not None and not self.minutes > 0:
-            raise ConfigError(f"minutes must be positive, got {self.minutes}")
-        if not 0.0 <= self.alpha <= 1.0:
-            raise ConfigError(f"alpha must lie in [0, 1], got {self.alpha}")
-        for name in ("batch_size", "train_iters", "eval_every", "eval_size", "checkpoint_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        for name in ("lr", "grad_clip"):
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.train_splits is not None:
-            self.train_splits = tuple(str(s) for s in self.train_splits)
-            if not self.train_splits:
-                raise ConfigError("train_splits must name at least one split")
-        if self.grad_window is not None and self.grad_window < 1:
-            raise ConfigError(f"grad_window must be a positive integer, got {self.grad_window}")
-        if self.ema is not None and not 0.0 < self.ema < 1.0:
-            raise ConfigError(f"ema must lie in (0, 1), got {self.ema}")
-        if self.warmup_steps < 0 or self.weight_decay < 0:
-            raise ConfigError("warmup_steps and weight_decay must not be negative")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        """Also reads run configs that repeated the task here (it is the run config's top-level ``task``)."""
-        return from_known_fields(cls, {k: v for k, v in d.items() if k != "task"}, "train")
 
 
 def progressive_loss(
@@ -177,24 +107,26 @@ TIME_BAR = "{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining} of training 
 
 
 class Trainer:
-    """Owns a run directory: trains, logs metrics and checkpoints.
+    """Trains the model of a run directory (``runs.Run``), logging metrics and checkpoints into it.
 
     Make one with ``Trainer.create`` (a new run) or ``Trainer.resume`` (continue one); ``run()``
     trains to the budget. The optimizer comes from ``make_optimizer``, and is checkpointed through
     its own ``state_dict``, so a subclass may swap it.
     """
 
-    def __init__(self, out: Path, task: Task, model_cfg: LoopedConfig | DTNetConfig, cfg: TrainConfig):
+    def __init__(self, run: Run, config: RunConfig):
         """Builds the model, weight average and optimizer of a run at step 0; writes nothing."""
-        self.out, self.task, self.model_cfg, self.cfg = Path(out), task, model_cfg, cfg
+        self.run_dir, self.config = run, config
+        self.task, self.model_cfg, self.cfg = config.task, config.model, config.train
         self.step, self.elapsed, self.metrics = 0, 0.0, []
+        cfg = self.cfg
         self.ctx = distributed.setup(pick_device(cfg.device))
         distributed.check_batch(cfg.batch_size, self.ctx)
         self.device = self.ctx.device
         if cfg.bf16 and self.device.type != "cuda":
             raise ConfigError("bf16 autocast needs a CUDA device; drop --bf16 on the CPU")
         torch.manual_seed(cfg.seed)
-        self.model = model_cfg.build().to(self.device)
+        self.model = config.model.build().to(self.device)
         self.average = None if cfg.ema is None else AveragedModel(
             self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema)
         )  # copied before compiling; the first update copies the weights, so the copy's values do not matter
@@ -202,34 +134,40 @@ class Trainer:
             self.model.compile_step()
         self.opt = self.make_optimizer()
 
+    @property
+    def out(self) -> Path:
+        return self.run_dir.path
+
     def make_optimizer(self) -> torch.optim.Optimizer:
         """AdamW; ``train_step`` sets each group's ``lr`` from the schedule (``lr_at``)."""
         return torch.optim.AdamW(self.model.parameters(), lr=self.cfg.lr, weight_decay=self.cfg.weight_decay)
 
     @classmethod
-    def create(cls, out: str | Path, task: Task, model_cfg: LoopedConfig | DTNetConfig,
-               train_cfg: TrainConfig) -> "Trainer":
+    def create(cls, out: str | Path, task: Task, model_cfg, train_cfg: TrainConfig) -> "Trainer":
         """A new run in ``out``, which must not hold one; writes its config.json."""
-        out = Path(out)
-        if (out / runs.CONFIG).exists():
-            raise runs.RunError(f"{out} already holds a run; use --resume to continue it or pick a new --out")
+        run = Run(out)
+        if run.exists():
+            raise RunError(f"{out} already holds a run; use looped.resume({str(out)!r}) to continue it, or a new out",
+                           cli=f"{out} already holds a run; use --resume to continue it or pick a new --out")
         if train_cfg.augment and not task.can_augment:
             raise ConfigError(f"task {task.name} has no augmentation; drop --augment")
         if train_cfg.masked_loss and not task.can_mask_loss:
             raise ConfigError(f"task {task.name} has no masked loss; drop --masked-loss")
-        trainer = cls(out, task, model_cfg, train_cfg)
+        trainer = cls(run, RunConfig(task, model_cfg, train_cfg))
         trainer._start()
         return trainer
 
     @classmethod
     def resume(cls, out: str | Path, steps: int | None = None, minutes: float | None = None) -> "Trainer":
         """The run in ``out`` at its last checkpoint, given a new budget (total steps or minutes)."""
-        out = Path(out)
-        task, model_cfg, train_cfg = read_run(out)
-        trainer = cls(out, task, model_cfg, replace(train_cfg, steps=steps, minutes=minutes))
+        run = Run(out)
+        saved = run.config
+        if saved.train is None:
+            raise RunError(f"{out} has no training config to resume (is it a shipped model?)")
+        trainer = cls(run, replace(saved, train=replace(saved.train, steps=steps, minutes=minutes)))
         if trainer.ctx.main:
-            runs.remove_stale_temporaries(out)
-        if (out / runs.CHECKPOINT).exists():
+            run.remove_stale_temporaries()
+        if run.has_checkpoint():
             trainer._restore()
         trainer._start()  # records the new budget
         return trainer
@@ -237,11 +175,7 @@ class Trainer:
     def _start(self) -> None:
         distributed.broadcast_parameters(self.model, self.ctx)
         if self.ctx.main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            write_json(self.out / runs.CONFIG, self.config_dict())
-
-    def config_dict(self) -> dict:
-        return {**task_record(self.task), "model": self.model_cfg.to_dict(), "train": self.cfg.to_dict()}
+            self.run_dir.write_config(self.config)
 
     def states(self) -> dict[str, dict]:
         """What a checkpoint holds: the state dicts of the model, optimizer and weight average."""
@@ -251,8 +185,8 @@ class Trainer:
         return states
 
     def _restore(self) -> None:
-        path = self.out / runs.CHECKPOINT
-        states, meta = runs.read_checkpoint(path)
+        states, meta = self.run_dir.read_checkpoint()
+        where = self.run_dir.path / CHECKPOINT
         try:
             self.step, self.elapsed = int(meta["step"]), float(meta["elapsed"])
             self.model.load_state_dict(states["model"])
@@ -260,20 +194,19 @@ class Trainer:
             if self.average is not None:
                 self.average.load_state_dict(states["ema"])
         except (KeyError, TypeError) as e:
-            raise runs.RunError(f"{path} lacks training state ({e!r})") from None
+            raise RunError(f"{where} lacks training state ({e!r})") from None
         except (RuntimeError, ValueError) as e:
-            raise runs.RunError(f"{path} does not match the run config: {str(e).splitlines()[0]}") from None
-        self.metrics = [m for m in runs.read_metrics(self.out) if m.get("step", 0) <= self.step]
+            raise RunError(f"{where} does not match the run config: {str(e).splitlines()[0]}") from None
+        self.metrics = [m for m in self.run_dir.read_metrics() if m.get("step", 0) <= self.step]
 
     def save(self) -> None:
         """Metrics first, then the checkpoint, then the plain weights; each write is atomic (rank 0 only)."""
         if not self.ctx.main:
             return
-        lines = "".join(json.dumps(m) + "\n" for m in self.metrics)
-        atomic_write(self.out / runs.METRICS, lambda tmp: Path(tmp).write_text(lines))
+        self.run_dir.write_metrics(self.metrics)
         meta = {"step": str(self.step), "elapsed": repr(self.elapsed), "world_size": str(self.ctx.world)}
-        runs.write_checkpoint(self.out / runs.CHECKPOINT, self.states(), meta)
-        runs.write_tensors(self.out / runs.WEIGHTS, self.weights().state_dict())
+        self.run_dir.write_checkpoint(self.states(), meta)
+        self.run_dir.write_weights(self.weights())
 
     def weights(self) -> Looped:
         """The model a run hands on: the weight average when ``ema`` is set, else the trained weights."""
@@ -370,34 +303,8 @@ class Trainer:
         return self.step if self.cfg.minutes is None else min(self.progress(), 1.0) * 60 * self.cfg.minutes
 
 
-def read_run(out: Path) -> tuple[Task, LoopedConfig | DTNetConfig, TrainConfig]:
-    """The task, model config and training config a run directory records. Raises ``RunError``."""
-    saved = runs.read_config(out)
-    if not isinstance(saved.get("train"), dict):
-        raise runs.RunError(f"{out} has no training config to resume (is it a shipped model?)")
-    try:
-        return task_from_record(saved), config_from_dict(saved["model"]), TrainConfig.from_dict(saved["train"])
-    except (TypeError, ValueError) as e:
-        raise runs.RunError(f"{out / runs.CONFIG}: {e}") from None
-
-
-def model_config(task: Task, arch: str = DEFAULT_ARCH, overrides: dict | None = None) -> LoopedConfig | DTNetConfig:
-    """The model config of a new run: the task's defaults (``Task.model_defaults``), then ``overrides``.
-
-    arch: a registered architecture, ``looped`` (``LoopedConfig``) or ``dtnet`` (``DTNetConfig``).
-    Task defaults the architecture has no field for do not apply (a DT-net has no attention);
-    unknown override keys raise ``ConfigError``.
-    """
-    if arch not in ARCHITECTURES:
-        raise ConfigError(f"unknown model architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
-    cls = ARCHITECTURES[arch]
-    names = {f.name for f in fields(cls)}
-    defaults = {k: v for k, v in task.model_defaults().items() if k in names}
-    return cls.from_dict({**defaults, **(overrides or {})})
-
-
 def train(task: str | Task | type[Task], out: str | Path, config: TrainConfig,
-          model: LoopedConfig | DTNetConfig | None = None, data: str | Path | None = None,
+          model: ModelConfig | None = None, data: str | Path | None = None,
           progress: bool = True) -> Path:
     """Train a new run in the directory ``out`` (which must not hold one) and return its path.
 

@@ -28,7 +28,7 @@ import torch
 
 from . import runs, stability
 from .io import atomic_write, write_json
-from .evaluate import EVAL_SEED_BASE
+from .evaluation import EVAL_SEED_BASE
 from .config import pick_device
 from .model import Looped
 from .tasks import InputError, Task

@@ -31,11 +31,11 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from . import runs
-from .config import pick_device
+from .config import LoopedError, TrainConfig, field_default, pick_device
 from .io import atomic_write, write_json
 from . import iteration
 from .model import Looped
+from .runs import Run, RunConfig
 from .tasks import Batch, InputError, Task
 
 EVAL_SEED_BASE = 10**12  # evaluation data never shares a seed with training batches
@@ -43,7 +43,7 @@ MAX_ELEMENTS = int(os.environ.get("LOOPED_MAX_ELEMENTS", 2_000_000_000))  # exam
 EVAL_N = 1000  # examples per split, by default
 
 
-class LimitError(ValueError):
+class LimitError(LoopedError):
     """A request would take more memory or time than the configured limit."""
 
 
@@ -246,8 +246,12 @@ def eval_result(task: Task, run: Path | str, curves: list[Curve], max_iters: int
     }
 
 
-DEFAULT_TRAIN_ITERS = 16  # runs whose config has no training section (shipped before it was recorded)
 EVAL_DEPTH_FACTOR = 4  # default eval depth: 4x the training depth
+
+
+def training_depth(cfg: RunConfig) -> int:
+    """The training depth N a run records; for a model shipped without its training config, the default."""
+    return (cfg.train.train_iters if cfg.train is not None else field_default(TrainConfig, "train_iters"))
 
 
 def evaluate_run(
@@ -269,15 +273,15 @@ def evaluate_run(
     ``data``: where the task's files are now, for a run whose data directory has moved.
     Returns the eval JSON (the module docstring).
     """
-    model, task, cfg = runs.load_model(run, pick_device(device))
+    run_dir = Run(run)
+    model, task, cfg = run_dir.load(pick_device(device))
     task = task if data is None else task.moved_to(data)
     if compile:
         model.compile_step()
-    train_iters = cfg.get("train", {}).get("train_iters", DEFAULT_TRAIN_ITERS)
-    max_iters = EVAL_DEPTH_FACTOR * train_iters if max_iters is None else max_iters
+    max_iters = EVAL_DEPTH_FACTOR * training_depth(cfg) if max_iters is None else max_iters
     curves = evaluate(model, task, splits, max_iters, n=n, seed=seed, halting=halting, progress=progress)
     result = eval_result(task, run, curves, max_iters, seed, halting)
-    out = Path(out) if out is not None else Path(run) / "eval"
+    out = run_dir.folder("eval") if out is None else Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "eval.json", result)
     plot_curves(curves, out / "eval.png", title=f"{task.name}: {Path(run).name}")
