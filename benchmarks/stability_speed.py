@@ -32,7 +32,7 @@ def load(run: str | None) -> LoopedTransformer:
 
 def fixed_point(model, tokens):
     F, h0, x = stability.from_model(model, tokens)
-    res = stability.solve(F, h0, x, max_iter=4 * tokens.shape[1], tol=1e-6)
+    res = stability.fixed_point(F, h0, x, max_iter=4 * tokens.shape[1], tol=1e-6)
     return F, res.h, x
 
 

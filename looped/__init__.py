@@ -28,3 +28,26 @@ __all__ = [
     "get_task", "load", "model_config", "register", "resume", "shipped_model", "solve", "train",
 ]
 __version__ = "0.1.0"
+
+
+def _moved_module(old: str, new: str) -> None:
+    """Keep ``from looped.<old> import X`` working for one release (with a warning) without the module
+    ``looped.<old>`` ever replacing the function of that name."""
+    import importlib
+    import sys
+    import types
+    import warnings
+
+    class Moved(types.ModuleType):
+        def __getattr__(self, name: str):
+            if name.startswith("__"):  # the import system's probes (__path__, ...)
+                raise AttributeError(name)
+            warnings.warn(f"the module looped.{old} is now looped.{new}; the old name goes in the next release",
+                          FutureWarning, stacklevel=2)
+            return getattr(importlib.import_module(f"looped.{new}"), name)
+
+    sys.modules[f"looped.{old}"] = Moved(f"looped.{old}")
+
+
+for _old, _new in (("train", "training"), ("evaluate", "evaluation"), ("solve", "solving"), ("analyze", "analysis")):
+    _moved_module(_old, _new)

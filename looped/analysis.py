@@ -26,13 +26,15 @@ from pathlib import Path
 
 import torch
 
-from . import runs, stability
+from . import stability
 from .io import atomic_write, write_json
 from .evaluation import EVAL_SEED_BASE
 from .config import pick_device
 from .model import Looped
+from .runs import Run
 from .tasks import InputError, Task
 
+N_EXAMPLES, MAX_ITER, TOL = 16, 500, 1e-5  # the defaults of analyze and `looped analyze`
 REACH_FRACTION = 0.9
 AGREE = 1e-3
 MIN_SENSITIVITY = 1e-3
@@ -53,15 +55,15 @@ def _finite_or_none(v: float) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def analyze_run(run: Path, split: str | None, n: int, max_iter: int, tol: float, seed: int = 0,
-                device: str = "auto", dense_limit: int = 2048) -> dict:
+def analyze_run(run: Path, split: str | None = None, n: int = N_EXAMPLES, max_iter: int = MAX_ITER, tol: float = TOL,
+                seed: int = 0, device: str = "auto", dense_limit: int = 2048) -> dict:
     """``analyze`` on the model of the run directory ``run``; the result also names the run."""
-    model, task, _ = runs.load_model(run, pick_device(device))
+    model, task, _ = Run(run).load(pick_device(device))
     return {"run": str(run), **analyze(model, task, split, n, max_iter, tol, seed, dense_limit)}
 
 
-def analyze(model: Looped, task: Task, split: str | None = None, n: int = 16, max_iter: int = 500, tol: float = 1e-5,
-            seed: int = 0, dense_limit: int = 2048) -> dict:
+def analyze(model: Looped, task: Task, split: str | None = None, n: int = N_EXAMPLES, max_iter: int = MAX_ITER,
+            tol: float = TOL, seed: int = 0, dense_limit: int = 2048) -> dict:
     """Every stability metric of the model's fixed points on ``n`` examples of ``split``, in float64.
 
     Args: split: default the task's first training split; max_iter, tol: the fixed-point solve's
@@ -80,7 +82,7 @@ def analyze(model: Looped, task: Task, split: str | None = None, n: int = 16, ma
     dev = next(model.parameters()).device
     positions = task.positions(batch.inputs.shape[1])
     F, h0, x = stability.from_model(model, batch.inputs.to(dev), None if positions is None else positions.to(dev))
-    res = stability.solve(F, h0, x, max_iter=max_iter, tol=tol)
+    res = stability.fixed_point(F, h0, x, max_iter=max_iter, tol=tol)
     h = res.h
     rho = stability.spectral_radius(F, h, x)
     jnorm = stability.jacobian_norm(F, h, x)

@@ -14,8 +14,10 @@ import typing
 from dataclasses import fields
 from pathlib import Path
 
+from . import analysis
 from .config import ARCHITECTURES, DEFAULT_ARCH, LoopedError, TrainConfig
 from .evaluation import EVAL_N, Halting
+from .runs import Run
 from .tasks import TASKS, InputError
 
 USER_ERRORS = (LoopedError, FloatingPointError, OSError)
@@ -79,9 +81,10 @@ def build_parser() -> Parser:
     a = sub.add_parser("analyze", help="fixed-point stability: reachability, input-dependence, geometry")
     a.add_argument("run", type=Path)
     a.add_argument("--split", default=None, help="default: the task's training split")
-    a.add_argument("--n", type=int, default=16, help="examples to analyze")
-    a.add_argument("--max-iter", type=int, default=500)
-    a.add_argument("--tol", type=float, default=1e-5, help="relative-residual tolerance of the solver")
+    a.add_argument("--n", type=int, default=analysis.N_EXAMPLES, help="examples to analyze (default: %(default)s)")
+    a.add_argument("--max-iter", type=int, default=analysis.MAX_ITER, help="iterations at most (default: %(default)s)")
+    a.add_argument("--tol", type=float, default=analysis.TOL,
+                   help="relative-residual tolerance of the solver (default: %(default)s)")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--out", type=Path, default=None, help="default: RUN/analysis")
     a.add_argument("--json", action="store_true", help="print the JSON result on stdout")
@@ -236,7 +239,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     from .analysis import analyze_run, verdict_lines, write_report
 
     result = analyze_run(args.run, args.split, args.n, args.max_iter, args.tol, args.seed, args.device)
-    out = args.out if args.out is not None else Path(args.run) / "analysis"
+    out = args.out if args.out is not None else Run(args.run).folder("analysis")
     write_report(result, out)
     for line in verdict_lines(result):
         print(line, file=sys.stderr if args.json else sys.stdout)

@@ -81,7 +81,7 @@ def solve_command(
     """
     if model_dir is None:
         model_dir = runs.shipped_model(task_class(task_spec).name)
-    model, task, _ = runs.load_model(model_dir, pick_device(device))
+    model, task, _ = runs.Run(model_dir).load(pick_device(device))
     name = task_spec if task_spec == task.name else task_class(task_spec).name
     if task.name != name:
         raise runs.RunError(f"{model_dir} holds a {task.name} model, not {name}")

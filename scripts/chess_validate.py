@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from looped import runs
+from looped import runs, stats
 from looped.evaluation import iterate
 from looped.tasks.chess import task as cp
 
@@ -67,14 +67,6 @@ def at(acc: torch.Tensor, t: int) -> float:
     return acc[min(t, len(acc)) - 1].item()
 
 
-def paired_interval(a: torch.Tensor, b: torch.Tensor, resamples: int = 2000, seed: int = 0) -> list[float]:
-    """95% percentile bootstrap interval of mean(a) - mean(b) over paired samples. Args: a, b (N,) bool."""
-    diff = a.double() - b.double()
-    idx = torch.randint(len(diff), (resamples, len(diff)), generator=torch.Generator().manual_seed(seed))
-    means = diff[idx].mean(1)
-    return [means.quantile(0.025).item(), means.quantile(0.975).item()]
-
-
 def validate(run: Path, max_iters: int | None) -> dict:
     torch.set_num_threads(1)
     model, task, cfg = runs.load_model(run)
@@ -91,7 +83,8 @@ def validate(run: Path, max_iters: int | None) -> dict:
             "n": len(idx), "at_N": at(acc, n_train), "at_2N": at(acc, 2 * n_train), "at_4N": at(acc, 4 * n_train),
             "best": acc[best - 1].item(), "best_iteration": best, "last": acc[-1].item(),
             "residual_last": resid[-1], "legal_by_iteration": [round(a, 4) for a in acc.tolist()],
-            "gain_4N_over_N_interval": paired_interval(ok[min(4 * n_train, T) - 1], ok[min(n_train, T) - 1]),
+            "gain_4N_over_N_interval": list(stats.paired_interval(ok[min(4 * n_train, T) - 1].numpy(),
+                                                                  ok[min(n_train, T) - 1].numpy())),
             "correct_last": "".join("1" if c else "0" for c in ok[-1].tolist()),  # per puzzle, for paired runs
         }
     return out

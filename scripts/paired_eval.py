@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from looped import runs
+from looped import runs, stats
 from looped.evaluation import EVAL_SEED_BASE, iterate
 
 
@@ -69,8 +69,7 @@ def pair(a: tuple[dict, str], b: tuple[dict, str], resamples: int) -> list[str]:
         if len(x) != len(y):
             raise SystemExit(f"{split}: {len(x)} inputs in A, {len(y)} in B; score both with the same --n")
         diff = x.astype(float) - y
-        boot = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(1)
-        lo, hi = np.percentile(boot, [2.5, 97.5])
+        lo, hi = stats.paired_interval(x, y, resamples, rng)
         lines.append(f"| {split} | {len(diff)} | {x.mean():.3f} | {y.mean():.3f} | {diff.mean():+.3f} | "
                      f"[{lo:+.3f}, {hi:+.3f}] |")
     return lines

@@ -53,3 +53,30 @@ def test_every_shipped_architecture_round_trips_through_the_registry():
         assert config_from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ConfigError, match="unknown model architecture 'resnet'"):
         config_from_dict({"arch": "resnet"})
+
+
+def test_a_misspelt_task_setting_fails_when_the_task_class_is_defined():
+    from looped.tasks import ModelSettings, Task
+
+    with pytest.raises(TypeError, match="atention"):
+        class Misspelt(Task):  # noqa: F841
+            model_settings = ModelSettings(atention="groups")
+    with pytest.raises(ConfigError, match="d_model"):
+        ModelSettings(d_model="64")
+
+
+def test_every_task_setting_reaches_an_architecture_and_every_task_builds_every_architecture():
+    """A setting no architecture takes would be dropped silently (as when a config field is renamed)."""
+    from dataclasses import fields
+
+    from looped.config import ARCHITECTURES, model_config
+    from looped.tasks import TASKS, ModelSettings, get_task
+
+    everything = ModelSettings(board=(9, 9), attention="full", causal=False, groups=((0,),), position_sizes=(9,),
+                               d_model=8, n_heads=2)
+    taken = set().union(*(cls.task_defaults(everything) for cls in ARCHITECTURES.values()))
+    assert taken == {f.name for f in fields(ModelSettings)}
+    for name in set(TASKS) - {"sequences"}:  # sequences needs a data folder
+        task = get_task(name)
+        for arch in ARCHITECTURES:
+            model_config(task, arch)  # raises if a setting maps to a field the architecture lacks

@@ -136,7 +136,7 @@ def test_stability_solve_equals_the_former_solver(name):
     model, task, batch = shipped(name)
     model = copy.deepcopy(model).double()
     F, h0, x = stability.from_model(model, batch.inputs, batch.positions)
-    res = stability.solve(F, h0, x, max_iter=60, tol=1e-4)
+    res = stability.fixed_point(F, h0, x, max_iter=60, tol=1e-4)
     best_h, trace, steps, best_step = former_solve(F, h0, x, max_iter=60, tol=1e-4)
     assert torch.equal(res.h, best_h) and torch.equal(res.steps, steps) and torch.equal(res.best_step, best_step)
     assert torch.equal(res.relative.isnan(), trace.isnan())

@@ -89,7 +89,7 @@ def test_ift_sensitivity_matches_dense_solve_and_finite_differences():
     F, _, _ = tanh_net(16, 6, seed=4, gain=0.7)
     g = torch.Generator().manual_seed(5)
     x = torch.randn(3, 6, generator=g, dtype=torch.float64)
-    res = stability.solve(F, torch.zeros(3, 16, dtype=torch.float64), x, max_iter=2000, tol=1e-14)
+    res = stability.fixed_point(F, torch.zeros(3, 16, dtype=torch.float64), x, max_iter=2000, tol=1e-14)
     assert res.converged.all()
     v = torch.randn(3, 6, generator=g, dtype=torch.float64)
     sens = stability.sensitivity(F, res.h, x, v).value
@@ -98,7 +98,7 @@ def test_ift_sensitivity_matches_dense_solve_and_finite_differences():
     exact = torch.linalg.solve(torch.eye(16, dtype=torch.float64) - J, (Jx @ v[..., None])).squeeze(-1).norm(dim=1)
     assert ((sens - exact).abs() / exact).max() < 1e-6
     eps = 1e-6
-    moved = stability.solve(F, res.h, x + eps * v, max_iter=2000, tol=1e-14).h
+    moved = stability.fixed_point(F, res.h, x + eps * v, max_iter=2000, tol=1e-14).h
     fd = (moved - res.h).norm(dim=1) / eps
     torch.testing.assert_close(sens, fd, rtol=1e-4, atol=0)
 
@@ -118,7 +118,7 @@ def test_a_map_that_ignores_x_has_zero_sensitivity_and_fails_the_autonomy_check(
     F = lambda h, x: torch.tanh(h @ W.T) + 0.1  # noqa: E731
     x = torch.randn(5, 8, dtype=torch.float64)
     h0 = torch.zeros(5, 8, dtype=torch.float64)
-    res = stability.solve(F, h0, x, tol=1e-12, max_iter=1000)
+    res = stability.fixed_point(F, h0, x, tol=1e-12, max_iter=1000)
     assert (stability.sensitivity(F, res.h, x).value == 0).all()
     report = stability.autonomy_check(F, h0, x)
     assert not report.input_dependent and report.distinct == 1
@@ -134,11 +134,11 @@ def test_a_map_with_recall_passes_the_autonomy_check():
 def test_divergent_and_nan_maps_are_unreachable_without_exceptions():
     x = torch.zeros(3, 4, dtype=torch.float64)
     h0 = torch.ones(3, 4, dtype=torch.float64)
-    res = stability.solve(lambda h, x: 2.0 * h + 1.0, h0, x, max_iter=300)
+    res = stability.fixed_point(lambda h, x: 2.0 * h + 1.0, h0, x, max_iter=300)
     assert not res.reachable.any() and not res.converged.any()
     assert torch.isfinite(res.h).all()
     nan_map = lambda h, x: torch.where(torch.arange(3)[:, None] == 1, h * torch.nan, 0.5 * h)  # noqa: E731
-    res = stability.solve(nan_map, h0, x, max_iter=200, tol=1e-8)
+    res = stability.fixed_point(nan_map, h0, x, max_iter=200, tol=1e-8)
     assert res.reachable.tolist() == [True, False, True]
     assert res.finite.tolist() == [True, False, True]
 
@@ -148,7 +148,7 @@ def test_solver_reports_per_sample_steps_and_stops_early():
     a = torch.tensor([0.5, 0.9], dtype=torch.float64)[:, None]
     F = lambda h, x: a * h + x  # noqa: E731
     x = torch.ones(2, 3, dtype=torch.float64)
-    res = stability.solve(F, torch.zeros(2, 3, dtype=torch.float64), x, max_iter=1000, tol=1e-8)
+    res = stability.fixed_point(F, torch.zeros(2, 3, dtype=torch.float64), x, max_iter=1000, tol=1e-8)
     assert res.converged.all()
     assert res.steps[0] < res.steps[1]
     assert res.residuals.shape[1] == int(res.steps.max())  # stopped when the slower one converged
@@ -161,8 +161,8 @@ def test_anderson_converges_faster_than_plain_iteration():
     F, _, _ = tanh_net(20, 4, seed=3, gain=0.95)
     x = torch.randn(4, 4, dtype=torch.float64)
     h0 = torch.zeros(4, 20, dtype=torch.float64)
-    plain = stability.solve(F, h0, x, max_iter=2000, tol=1e-10)
-    anderson = stability.solve(F, h0, x, max_iter=2000, tol=1e-10, method="anderson")
+    plain = stability.fixed_point(F, h0, x, max_iter=2000, tol=1e-10)
+    anderson = stability.fixed_point(F, h0, x, max_iter=2000, tol=1e-10, method="anderson")
     assert anderson.converged.all() and plain.converged.all()
     assert anderson.steps.max() < plain.steps.max()
     torch.testing.assert_close(anderson.h, plain.h, rtol=1e-7, atol=1e-9)
@@ -198,7 +198,7 @@ def test_lipschitz_of_a_linear_fixed_point_map():
     A = 0.5 * random_orthogonal(n, 2)
     F = linear_map(A, torch.eye(n, dtype=torch.float64))
     x = torch.randn(2, n, dtype=torch.float64)
-    h = stability.solve(F, torch.zeros(2, n, dtype=torch.float64), x, tol=1e-13, max_iter=500).h
+    h = stability.fixed_point(F, torch.zeros(2, n, dtype=torch.float64), x, tol=1e-13, max_iter=500).h
     lip = stability.lipschitz(F, h, x, directions=8)
     top = torch.linalg.matrix_norm(torch.linalg.inv(torch.eye(n, dtype=torch.float64) - A), ord=2)
     assert (lip <= top * 1.001).all() and (lip > 0.3 * top).all()
@@ -230,7 +230,7 @@ def test_works_through_transformer_attention_on_cpu():
                                            position_sizes=(6,))).double().eval()
     tokens = torch.randint(0, 3, (2, 6))
     F, h0, x = stability.from_model(model, tokens, torch.arange(6)[:, None])
-    res = stability.solve(F, h0, x, max_iter=300, tol=1e-8)
+    res = stability.fixed_point(F, h0, x, max_iter=300, tol=1e-8)
     rho = stability.spectral_radius(F, res.h, x, k=20)
     sens = stability.sensitivity(F, res.h, x).value
     assert rho.shape == (2,) and torch.isfinite(rho).all()
@@ -270,7 +270,7 @@ def check_toolkit_matches_dense(F, h0, x, F_ref=None, max_iter=200, name="map"):
     F_ref: the same map in float64, where F itself is not. Prints the numbers (``pytest -s``).
     Returns (solve result, sensitivity, dense sensitivity).
     """
-    res = stability.solve(F, h0, x, max_iter=max_iter, tol=1e-12)
+    res = stability.fixed_point(F, h0, x, max_iter=max_iter, tol=1e-12)
     v = torch.randn(x.shape, generator=torch.Generator().manual_seed(7), dtype=x.dtype)
     rho = stability.spectral_radius(F, res.h, x)
     sens = stability.sensitivity(F, res.h, x, v, rho=rho)
@@ -312,7 +312,7 @@ def test_product_precision_sees_float32_inside_a_float64_map():
 
 def test_float32_maps_get_a_tolerance_their_dtype_can_reach():
     a = torch.tensor([0.5, 0.8])[:, None]
-    res = stability.solve(lambda h, x: a * h + x, torch.zeros(2, 3), torch.ones(2, 3), max_iter=500, tol=1e-12)
+    res = stability.fixed_point(lambda h, x: a * h + x, torch.zeros(2, 3), torch.ones(2, 3), max_iter=500, tol=1e-12)
     assert res.tol == stability.PRECISION_MARGIN * torch.finfo(torch.float32).eps
     assert res.converged.all() and (res.reached <= res.tol).all()
 
@@ -328,7 +328,7 @@ def test_sensitivity_is_nan_where_the_solve_fails():
     good, _, _ = tanh_net(6, 6, seed=0, gain=0.5)
     F = lambda h, x: torch.where(torch.arange(3)[:, None] == 1, h * torch.nan, good(h, x))  # noqa: E731
     x = torch.randn(3, 6, dtype=torch.float64)
-    h = stability.solve(good, torch.zeros(3, 6, dtype=torch.float64), x, tol=1e-12).h
+    h = stability.fixed_point(good, torch.zeros(3, 6, dtype=torch.float64), x, tol=1e-12).h
     assert torch.isnan(stability.sensitivity(F, h, x).value).tolist() == [False, True, False]
 
 

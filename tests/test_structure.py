@@ -7,6 +7,8 @@ import ast
 from pathlib import Path
 
 import looped
+import pytest
+import torch
 
 ROOT = Path(looped.__file__).parent
 
@@ -111,3 +113,23 @@ def test_no_task_name_is_compared_outside_tasks():
                  for path in ROOT.rglob("*.py") if "tasks" not in path.relative_to(ROOT).parts
                  for line, value in compared_strings(ast.parse(path.read_text())) if value in words]
     assert offenders == []
+
+
+def test_public_functions_are_not_shadowed_by_modules():
+    import importlib
+    import warnings
+
+    import looped
+
+    for name in ("train", "evaluate", "solve", "analyze"):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            importlib.import_module(f"looped.{name}")  # the old module path, kept for one release
+            assert callable(getattr(looped, name)) and getattr(looped, name).__module__ != f"looped.{name}"
+        assert not caught  # importing the old path alone warns nothing; using a name from it does
+    with pytest.warns(FutureWarning, match="looped.training"):
+        from looped.train import Trainer  # noqa: F401
+    with pytest.warns(FutureWarning, match="fixed_point"):
+        from looped import stability
+
+        stability.solve(lambda h, x: 0.5 * h + x, torch.zeros(1, 2), torch.ones(1, 2), max_iter=5)

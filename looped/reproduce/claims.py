@@ -79,6 +79,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import stats
 from ..analysis import MIN_SENSITIVITY, REACH_FRACTION
 
 RULES = 2
@@ -192,17 +193,10 @@ def compare(pairs: list[tuple[dict, dict]]) -> Comparison | None:
     if not pairs:
         return None
     splits = pairs[0][0]["hard"]
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    diff, stats = 0.0, np.zeros(BOOTSTRAP)
-    for split in splits:
-        d = np.mean([outcomes(a, split) - outcomes(b, split) for a, b in pairs], axis=0)  # (n,)
-        idx = rng.integers(0, len(d), (BOOTSTRAP, len(d)))
-        stats += d[idx].mean(axis=1)
-        diff += d.mean()
-    stats /= len(splits)
-    tail = 100 * (1 - CI_LEVEL) / 2
+    diffs = [np.mean([outcomes(a, split) - outcomes(b, split) for a, b in pairs], axis=0) for split in splits]
+    ci = stats.interval(stats.bootstrap_means(diffs, BOOTSTRAP, BOOTSTRAP_SEED), CI_LEVEL)
     per_pair = np.array([a["hard_accuracy"] - b["hard_accuracy"] for a, b in pairs])
-    return Comparison(float(diff / len(splits)), (float(np.percentile(stats, tail)), float(np.percentile(stats, 100 - tail))),
+    return Comparison(float(sum(d.mean() for d in diffs) / len(splits)), ci,
                       float(np.mean(per_pair > 0)), float(np.mean(per_pair < 0)), len(pairs))
 
 

@@ -15,7 +15,6 @@ the report can be regenerated from records alone.
 
 from __future__ import annotations
 
-import json
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -24,20 +23,18 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .. import runs
-from ..io import json_safe, write_json
 from ..analysis import analyze_run
-from ..config import pick_device
+from ..config import TrainConfig, model_config, pick_device
 from ..evaluation import Halting, eval_result, evaluate
 from ..model import RECALLS
+from ..runs import WEIGHTS, Run, RunError
 from ..tasks import get_task
-from ..config import TrainConfig, model_config
 from ..training import Trainer
 from .budgets import NORMS, Budget, TaskPlan
 
 RECORD = "record.json"
 EVAL, EVAL_HALTING = "eval.json", "eval-halting.json"  # looped eval's JSON: halting off (scored), on (reported)
-DIVERGED = "diverged.json"
+DIVERGED, ANALYSIS = "diverged.json", "analysis.json"
 ANALYZE_TOL = 1e-5  # relative residual that counts as reaching the fixed point
 MAX_WARMUP, WARMUP_SHARE = 200, 10  # warmup: a tenth of the steps, at most 200
 CHECKPOINTS_PER_RUN = 20  # so a killed run loses at most a twentieth of its training
@@ -94,40 +91,42 @@ def _one_worker(workers: int) -> None:
 
 
 def read_record(run: Path) -> dict:
-    record = json.loads((run / RECORD).read_text())
+    record = Run(run).read_json(RECORD)
     if "correct" not in record:
-        raise runs.RunError(f"{run / RECORD} predates rules v2 (no per-example outcomes); use a new --out")
+        raise RunError(f"{run / RECORD} predates rules v2 (no per-example outcomes); use a new --out")
     return record
 
 
 def execute(spec: RunSpec, out: Path, budget: Budget) -> dict:
     """Train, evaluate and analyze one run (each step skipped if done). Returns its record."""
-    run = out / "runs" / spec.name
-    if (run / RECORD).exists():
-        return read_record(run)
+    path = out / "runs" / spec.name
+    run = Run(path)
+    if run.has(RECORD):
+        return read_record(path)
     plan = spec.plan
-    train(spec, run, budget.compile)
-    if not (run / EVAL_HALTING).exists():  # written last of the two
-        for name, result in zip((EVAL, EVAL_HALTING), evaluation(run, spec)):
-            write_json(run / name, json_safe(result))
+    train(spec, path, budget.compile)
+    if not run.has(EVAL_HALTING):  # written last of the two
+        for name, result in zip((EVAL, EVAL_HALTING), evaluation(path, spec)):
+            run.write_json(name, result)
     analysis = None
     if not spec.baseline:
-        if not (run / "analysis.json").exists():
-            result = analyze_run(run, plan.easy[0], plan.n_analyze, budget.analyze_max_iter, tol=ANALYZE_TOL,
+        if not run.has(ANALYSIS):
+            result = analyze_run(path, plan.easy[0], plan.n_analyze, budget.analyze_max_iter, tol=ANALYZE_TOL,
                                  device="cpu", dense_limit=budget.dense_limit)
             result.pop("traces")
-            write_json(run / "analysis.json", result)
-        analysis = json.loads((run / "analysis.json").read_text())
-    full, halted = (json.loads((run / name).read_text()) for name in (EVAL, EVAL_HALTING))
-    record = make_record(spec, full, halted, analysis) | {"diverged": (run / DIVERGED).exists()}
-    write_json(run / RECORD, record)
+            run.write_json(ANALYSIS, result)
+        analysis = run.read_json(ANALYSIS)
+    full, halted = (run.read_json(name) for name in (EVAL, EVAL_HALTING))
+    record = make_record(spec, full, halted, analysis) | {"diverged": run.has(DIVERGED)}
+    run.write_json(RECORD, record)
     return record
 
 
-def train(spec: RunSpec, run: Path, compile: bool) -> None:
+def train(spec: RunSpec, path: Path, compile: bool) -> None:
     """Train (or resume) the run. A loss that turns non-finite ends training for good: the run keeps
     its last good checkpoint, is evaluated and analyzed as such, and ``DIVERGED`` says where it stopped."""
-    if (run / DIVERGED).exists():
+    run = Run(path)
+    if run.has(DIVERGED):
         return
     plan = spec.plan
     cfg = TrainConfig(
@@ -136,29 +135,30 @@ def train(spec: RunSpec, run: Path, compile: bool) -> None:
         eval_every=plan.steps, checkpoint_every=max(1, plan.steps // CHECKPOINTS_PER_RUN), augment=plan.augment,
         compile=compile, device="auto",
     )
-    if (run / runs.CONFIG).exists():
-        trainer = Trainer.resume(run, cfg.steps)
+    if run.exists():
+        trainer = Trainer.resume(run.path, cfg.steps)
     else:
         overrides = {**dict(plan.model), "recall": spec.recall, "outer_norm": spec.norm}
         task = get_task(plan.task)
-        trainer = Trainer.create(run, task, model_config(task, overrides=overrides), cfg)
+        trainer = Trainer.create(run.path, task, model_config(task, overrides=overrides), cfg)
     try:
         trainer.run(show_progress=False)
     except FloatingPointError as e:
-        if not (run / runs.WEIGHTS).exists():
+        if not run.has(WEIGHTS):
             raise
-        write_json(run / DIVERGED, {"error": str(e)})
+        run.write_json(DIVERGED, {"error": str(e)})
 
 
-def evaluation(run: Path, spec: RunSpec) -> tuple[dict, dict]:
+def evaluation(path: Path, spec: RunSpec) -> tuple[dict, dict]:
     """The run's eval JSON (``looped eval``'s) on every split, up to ``spec.eval_iters``: with halting off
     and each example's exact match there and at the training depth N; and with ``Halting()``."""
     plan = spec.plan
-    model, task, _ = runs.load_model(run, pick_device("auto"))
+    run = Run(path)
+    model, task, _ = run.load(pick_device("auto"))
     T, splits = spec.eval_iters, list(plan.easy + plan.hard)
     full = evaluate(model, task, splits, T, n=plan.n_eval, correct_at=(plan.train_iters, T))
     halted = evaluate(model, task, splits, T, n=plan.n_eval, halting=Halting())
-    return eval_result(task, run, full, T, 0, None), eval_result(task, run, halted, T, 0, Halting())
+    return eval_result(task, run.path, full, T, 0, None), eval_result(task, run.path, halted, T, 0, Halting())
 
 
 def make_record(spec: RunSpec, full: dict, halted: dict, analysis: dict | None) -> dict:

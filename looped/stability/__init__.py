@@ -1,7 +1,7 @@
 """Fixed-point stability toolkit for any looped map ``F(h, x) -> h_next`` over batched tensors.
 
 >>> from looped import stability
->>> res = stability.solve(F, h0, x, max_iter=500, tol=1e-5)   # res.h, res.converged, res.steps, res.residuals
+>>> res = stability.fixed_point(F, h0, x, max_iter=500, tol=1e-5)   # res.h, res.converged, res.steps, res.residuals
 >>> rho = stability.spectral_radius(F, res.h, x)              # (B,) spectral radius of dF/dh
 >>> sens = stability.sensitivity(F, res.h, x)                 # sens.value (B,) ||(I - J_h)^-1 J_x v||
 
@@ -10,6 +10,8 @@ looped model (``LoopedTransformer``, ``DTNet``), ``stability.from_model(model, t
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 
@@ -44,7 +46,22 @@ from .linalg import (
     spectral_radius,
     vjp_h,
 )
-from .solver import SolveResult, solve
+from .solver import FixedPointResult, fixed_point
+
+
+def solve(*args, **kwargs) -> FixedPointResult:
+    """Deprecated name of ``fixed_point`` (``looped.solve`` solves a task's inputs); goes in the next release."""
+    warnings.warn("looped.stability.solve is now looped.stability.fixed_point; the old name goes in the next release",
+                  FutureWarning, stacklevel=2)
+    return fixed_point(*args, **kwargs)
+
+
+def __getattr__(name: str):
+    if name == "SolveResult":
+        warnings.warn("looped.stability.SolveResult is now FixedPointResult; the old name goes in the next release",
+                      FutureWarning, stacklevel=2)
+        return FixedPointResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def from_model(model, tokens: torch.Tensor, positions: torch.Tensor | None = None):
@@ -61,8 +78,8 @@ def from_model(model, tokens: torch.Tensor, positions: torch.Tensor | None = Non
 
 __all__ = [
     "FAR_FROM_TOL", "PRECISION_MARGIN", "AutonomyReport", "BackwardReport", "BasinReport", "LinearSolveResult",
-    "SensitivityResult", "SolveResult", "autodiff_safe", "autonomy_check", "backward_stability", "basins",
+    "SensitivityResult", "FixedPointResult", "FixedPointResult", "autodiff_safe", "autonomy_check", "backward_stability", "basins",
     "condition_number", "count_distinct", "decay_rate", "dense_jacobian", "from_model", "gmres", "jacobian_norm",
-    "jvp_h", "jvp_x", "lipschitz", "neumann_solve", "norm_growth", "product_precision", "sensitivity", "solve",
+    "jvp_h", "jvp_x", "lipschitz", "neumann_solve", "norm_growth", "fixed_point", "product_precision", "sensitivity",
     "spectral_radius", "unrolled_gradient_growth", "vjp_h",
 ]

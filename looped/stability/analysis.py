@@ -17,7 +17,7 @@ from .linalg import (
     ritz_values, vjp_h,
 )
 from ..iteration import iterate
-from .solver import SolveResult, solve
+from .solver import FixedPointResult, fixed_point
 
 
 # -- reachability ----------------------------------------------------------------------------
@@ -33,7 +33,7 @@ def norm_growth(F: Map, h0: torch.Tensor, x: torch.Tensor, steps: int) -> torch.
     return torch.where(torch.isfinite(growth), growth, torch.full_like(growth, math.inf))
 
 
-def decay_rate(res: SolveResult, window: int = 20) -> torch.Tensor:
+def decay_rate(res: FixedPointResult, window: int = 20) -> torch.Tensor:
     """Per-sample geometric decay factor of the relative residual over its last ``window`` finite steps.
 
     A value below 1 is linear convergence at that rate per step. Returns (B,) float64 (NaN if < 2 steps).
@@ -61,12 +61,12 @@ class BasinReport:
 def basins(F: Map, h0: torch.Tensor, x: torch.Tensor, trials: int = 4, max_iter: int = 500, tol: float = 1e-5,
            agree: float = 1e-3, seed: int = 0) -> BasinReport:
     """Solve from ``h0`` and from ``trials - 1`` random states of the same scale; compare fixed points."""
-    first = solve(F, h0, x, max_iter=max_iter, tol=tol).h
+    first = fixed_point(F, h0, x, max_iter=max_iter, tol=tol).h
     scale = _bcast(_norm(h0) / math.sqrt(h0[0].numel()), h0)
     spread = torch.zeros(h0.shape[0], dtype=torch.float64, device=h0.device)
     for t in range(1, trials):
         start = _random_like(h0, seed + t) * scale
-        other = solve(F, start, x, max_iter=max_iter, tol=tol).h
+        other = fixed_point(F, start, x, max_iter=max_iter, tol=tol).h
         d = (_norm(other - first) / _norm(first).clamp_min(1e-30)).double()
         spread = torch.maximum(spread, torch.nan_to_num(d, nan=math.inf))
     return BasinReport(same_basin=spread < agree, spread=spread)
@@ -118,7 +118,7 @@ def autonomy_check(F: Map, h0: torch.Tensor, x: torch.Tensor, max_iter: int = 50
     Args: h0 (B, ...) (only ``h0[0]`` is used); x (B, ...) with B >= 2 different inputs.
     """
     start = h0[:1].expand_as(h0).clone()
-    res = solve(F, start, x, max_iter=max_iter, tol=tol)
+    res = fixed_point(F, start, x, max_iter=max_iter, tol=tol)
     h = res.h
     change = (_norm(h - h[:1]) / _norm(h[:1]).clamp_min(1e-30)).double().nan_to_num(nan=math.inf)
     final_res = res.residuals.nan_to_num(nan=math.inf).amin(dim=1)
@@ -137,7 +137,7 @@ def lipschitz(F: Map, h: torch.Tensor, x: torch.Tensor, directions: int = 4, eps
     for t in range(directions):
         d = _random_like(x, seed + 100 + t)
         d = d / _bcast(_norm(d), d)
-        res = solve(F, h, x + eps * d, max_iter=max_iter, tol=tol)
+        res = fixed_point(F, h, x + eps * d, max_iter=max_iter, tol=tol)
         ratio = (_norm(res.h - h) / eps).double().nan_to_num(nan=math.inf)
         best = torch.where(res.reachable, torch.maximum(best, ratio), torch.nan)
     return best

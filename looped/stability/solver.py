@@ -20,8 +20,8 @@ METHODS = ("iteration", "anderson")
 
 
 @dataclass
-class SolveResult:
-    """Outcome of ``solve``. B is the batch size, S the number of steps taken.
+class FixedPointResult:
+    """Outcome of ``fixed_point``. B is the batch size, S the number of steps taken.
 
     h: (B, ...) the lowest-residual iterate of each sample (its last finite one if all diverged).
     converged: (B,) bool, relative residual fell below ``tol``.
@@ -54,7 +54,7 @@ class SolveResult:
 
 
 @torch.no_grad()
-def solve(
+def fixed_point(
     F: Map,
     h0: torch.Tensor,
     x: torch.Tensor,
@@ -64,7 +64,7 @@ def solve(
     anderson_m: int = 5,
     anderson_beta: float = 1.0,
     divergence: float = 1e8,
-) -> SolveResult:
+) -> FixedPointResult:
     """Iterate ``h <- F(h, x)`` per sample until ``||F(h) - h|| / ||F(h)|| < tol``.
 
     Args:
@@ -75,7 +75,7 @@ def solve(
         method: ``"iteration"`` or ``"anderson"`` (Anderson acceleration with memory ``anderson_m``).
         divergence: a sample whose state norm exceeds this is stopped as unreachable.
     Returns:
-        ``SolveResult``.
+        ``FixedPointResult``.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -119,7 +119,7 @@ def solve(
         step.next = torch.where(_expand(active, fh), nxt, step.prev)
     S = len(abs_trace)
     steps = torch.where(converged, steps, S)
-    return SolveResult(
+    return FixedPointResult(
         h=best_h,
         converged=converged,
         steps=steps,

@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 import torch
 import torch.nn.functional as F
 
-from ..config import LoopedError
+from ..config import LoopedError, check_field_types
 
 
 class InputError(LoopedError):
@@ -81,6 +81,9 @@ class ModelSettings:
     position_sizes: tuple[int, ...] | None = None
     d_model: int | None = None
     n_heads: int | None = None
+
+    def __post_init__(self) -> None:
+        check_field_types(self)
 
     def given(self, names=None) -> dict:
         """The settings that are set (not None), optionally only those in ``names``."""
