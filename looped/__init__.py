@@ -13,6 +13,8 @@ The stable Python surface (the ``looped`` command line is a thin layer over it):
 
 from .analysis import analyze
 from .dtnet import DTNet, DTNetConfig
+from .paper import PaperConfig, PaperTransformer
+from .paper_checkpoint import from_paper
 from .evaluation import Curve, Halting, evaluate
 from .config import ConfigError, TrainConfig, model_config
 from .model import Looped, LoopedConfig, LoopedTransformer
@@ -24,7 +26,7 @@ from .training import resume, train
 
 __all__ = [
     "Answer", "Batch", "ConfigError", "Curve", "DTNet", "DTNetConfig", "Halting", "InputError", "Looped",
-    "LoopedConfig", "LoopedTransformer", "RunError", "Split", "Task", "TrainConfig", "analyze", "evaluate",
+    "LoopedConfig", "LoopedTransformer", "PaperConfig", "PaperTransformer", "RunError", "Split", "Task", "TrainConfig", "analyze", "evaluate", "from_paper",
     "get_task", "load", "model_config", "register", "resume", "shipped_model", "solve", "train",
 ]
 __version__ = "0.1.0"

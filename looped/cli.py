@@ -16,6 +16,7 @@ from pathlib import Path
 
 from . import analysis
 from .config import ARCHITECTURES, DEFAULT_ARCH, LoopedError, TrainConfig
+from .presets import PRESETS, preset
 from .evaluation import EVAL_N, Halting
 from .runs import Run
 from .tasks import TASKS, InputError
@@ -52,15 +53,18 @@ def build_parser() -> Parser:
                    help="data directory of a task that reads files (sequences: train.jsonl and <split>.jsonl)")
     t.add_argument("--out", type=Path, required=True, help="run directory")
     t.add_argument("--resume", action="store_true", help="continue the run in --out (only the budget applies)")
-    t.add_argument("--arch", choices=tuple(ARCHITECTURES), default=DEFAULT_ARCH,
-                   help="looped: the looped transformer; dtnet: the DeepThinking DT-net baseline (1D tasks)")
+    t.add_argument("--arch", choices=tuple(ARCHITECTURES), default=None,
+                   help="looped: this project's looped transformer (default); paper: the paper's block; dtnet: the "
+                        "DeepThinking DT-net baseline (1D tasks)")
+    t.add_argument("--preset", choices=PRESETS, default=None,
+                   help="paper: the paper's recipe for the task (--arch paper, width 256, 8 heads, 30 iterations, "
+                        "batch 500, lr 1e-3, step decay, 100 epochs); paper-cpu: the same at width 64, batch 64 and "
+                        "2,000-3,000 steps, for a 2-core CPU. Flags given beside it override it")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    seen: set[str] = set()
     training = t.add_argument_group("training")
-    add_config_flags(training, TrainConfig, "train", seen, training.add_mutually_exclusive_group())
-    for arch, cls in ARCHITECTURES.items():
-        add_config_flags(t.add_argument_group(f"model, --arch {arch} (default: the task's, else the value shown)"),
-                         cls, "model", seen)
+    add_config_flags(training, [TrainConfig], "train", training.add_mutually_exclusive_group())
+    add_config_flags(t.add_argument_group("model (default: the task's, else the architecture's value shown)"),
+                     list(ARCHITECTURES.values()), "model")
 
     e = sub.add_parser("eval", help="accuracy and residual at every iteration")
     e.add_argument("run", type=Path)
@@ -97,6 +101,15 @@ def build_parser() -> Parser:
     r.add_argument("--workers", type=int, default=1, help="runs in parallel (processes)")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    m = sub.add_parser("import-paper", help="a run directory from a checkpoint of the paper's code, for eval, "
+                                            "analyze and solve")
+    m.add_argument("checkpoint", type=Path, help="the paper's checkpoint (torch.save with 'net', or a state dict; "
+                                                 "or .safetensors)")
+    m.add_argument("--config", type=Path, required=True, metavar="CONFIG.yaml",
+                   help="its model config (the Hydra keys hidden_dim, injection_type, ...; or the whole Hydra config)")
+    m.add_argument("--task", required=True, help="the task it was trained on (prefix-sums, sudoku, chess)")
+    m.add_argument("--out", type=Path, required=True, help="the new run directory")
+
     s = sub.add_parser("solve", help="solve your own input with a trained model")
     s.add_argument("task", help=TASK_HELP)
     s.add_argument("input", nargs="?", help="one input, e.g. a bit string")
@@ -108,29 +121,43 @@ def build_parser() -> Parser:
     return p
 
 
-def add_config_flags(p, cls, prefix: str, seen: set[str], budget=None) -> None:
-    """One flag per field of the config dataclass ``cls``, dest ``prefix.field``, default None (so the
-    dataclass default applies), help from the field's doc. Dests in ``seen`` are skipped (shared fields).
-    ``budget``: the mutually exclusive group of ``steps`` and ``minutes``."""
-    hints = typing.get_type_hints(cls)
-    for f in fields(cls):
-        dest = f"{prefix}.{f.name}"
-        if dest in seen:
-            continue
-        seen.add(dest)
-        flags = f.metadata.get("flags", (f"--{f.name.replace('_', '-')}",))
-        kind = _plain(hints[f.name])
-        shown = "" if f.default is None else f" (default: {_shown(f.default)})"
-        kw = {"dest": dest, "default": None, "help": f.metadata.get("help", "") + shown}
+def add_config_flags(p, classes: list, prefix: str, budget=None) -> None:
+    """One flag per field of the config dataclasses ``classes`` (a field several share gets one flag), dest
+    ``prefix.field``, default None (so the dataclass default applies), help from the field's doc with each
+    class's default, choices the union of theirs (each class checks its own). ``budget``: the mutually
+    exclusive group of ``steps`` and ``minutes``."""
+    by_name: dict[str, list] = {}
+    for cls in classes:
+        for f in fields(cls):
+            by_name.setdefault(f.name, []).append((cls, f))
+    for name, owners in by_name.items():
+        cls, f = owners[0]
+        kind = _plain(typing.get_type_hints(cls)[name])
+        helps = dict.fromkeys(g.metadata.get("help", "") for _, g in owners)
+        kw = {"dest": f"{prefix}.{name}", "default": None, "help": "; ".join(helps) + _defaults(owners)}
         if kind is bool:
             kw["action"] = argparse.BooleanOptionalAction
         else:
-            kw["type"] = _parser_of(kind)
-            kw["metavar"] = f.name.upper()
-        if "choices" in f.metadata:
-            kw["choices"], kw["metavar"] = f.metadata["choices"], None
-        target = budget if budget is not None and f.name in ("steps", "minutes") else p
-        target.add_argument(*flags, **kw)
+            kw["type"], kw["metavar"] = _parser_of(kind), name.upper()
+        choices = [c for _, g in owners for c in g.metadata.get("choices", ())]
+        if choices:
+            kw["choices"], kw["metavar"] = list(dict.fromkeys(choices)), None
+        target = budget if budget is not None and name in ("steps", "minutes") else p
+        target.add_argument(*f.metadata.get("flags", (f"--{name.replace('_', '-')}",)), **kw)
+
+
+def _defaults(owners: list) -> str:
+    """`` (default: X)``, or per architecture where they differ."""
+    shown = {_arch_name(cls): _shown(f.default) for cls, f in owners if f.default is not None}
+    if not shown:
+        return ""
+    if len(set(shown.values())) == 1 or len(owners) == 1:
+        return f" (default: {next(iter(shown.values()))})"
+    return " (default: " + ", ".join(f"{v} for {k}" for k, v in shown.items()) + ")"
+
+
+def _arch_name(cls) -> str:
+    return next((name for name, c in ARCHITECTURES.items() if c is cls), cls.__name__)
 
 
 def _plain(kind):
@@ -207,19 +234,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .config import model_config
     from .training import resume, train
 
-    train_cfg = TrainConfig(**given(args, "train"))  # validates the flags, and on --resume the new budget
     if args.resume:
+        if args.preset is not None:
+            raise UsageError("looped train: --preset makes a new run; a resumed run keeps its recipe")
+        train_cfg = TrainConfig(**given(args, "train"))  # validates the new budget
         out = resume(args.out, steps=train_cfg.steps, minutes=train_cfg.minutes, progress=not args.quiet)
     else:
-        overrides = given(args, "model")
-        foreign = sorted(set(overrides) - {f.name for f in fields(ARCHITECTURES[args.arch])})
-        if foreign:
-            raise UsageError(f"looped train: --{foreign[0].replace('_', '-')} does not apply to --arch {args.arch}")
         task = get_task(args.task, args.data)
-        out = train(task, args.out, train_cfg, model_config(task, args.arch, overrides), progress=not args.quiet)
+        arch, model_over, train_over = recipe(args, task)
+        foreign = sorted(set(model_over) - {f.name for f in fields(ARCHITECTURES[arch])})
+        if foreign:
+            raise UsageError(f"looped train: --{foreign[0].replace('_', '-')} does not apply to --arch {arch}")
+        out = train(task, args.out, TrainConfig(**train_over), model_config(task, arch, model_over),
+                    progress=not args.quiet)
     if os.environ.get("RANK", "0") == "0":  # torchrun: only the main process reports
         print(f"run saved to {out}", file=sys.stderr)
     return 0
+
+
+def recipe(args: argparse.Namespace, task) -> tuple[str, dict, dict]:
+    """(architecture, model overrides, training config values) of ``looped train``: the preset's, if any,
+    under the flags given (a budget given replaces the preset's)."""
+    arch, model_over, train_over = (args.arch or DEFAULT_ARCH), {}, {}
+    flags = given(args, "train")
+    if args.preset is not None:
+        arch, model_over, train_over = preset(args.preset, task, flags.get("steps"))
+        if args.arch not in (None, arch):
+            raise UsageError(f"looped train: --preset {args.preset} trains --arch {arch}, not --arch {args.arch}")
+        if "minutes" in flags:
+            train_over.pop("steps")
+    return arch, {**model_over, **given(args, "model")}, {**train_over, **flags}
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -268,6 +312,14 @@ def cmd_solve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_paper(args: argparse.Namespace) -> int:
+    from .paper_checkpoint import import_paper
+
+    out = import_paper(args.checkpoint, args.config, args.task, args.out)
+    print(f"run saved to {out}", file=sys.stderr)
+    return 0
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
@@ -281,7 +333,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "eval": cmd_eval, "analyze": cmd_analyze, "solve": cmd_solve, "reproduce": cmd_reproduce}
+COMMANDS = {"train": cmd_train, "eval": cmd_eval, "analyze": cmd_analyze, "solve": cmd_solve, "reproduce": cmd_reproduce,
+            "import-paper": cmd_import_paper}
 
 
 if __name__ == "__main__":

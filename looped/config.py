@@ -144,8 +144,14 @@ class TrainConfig:
     batch_size: int = setting(128, "examples per step (over all processes)")
     lr: float = setting(2e-3, "peak AdamW learning rate")
     weight_decay: float = setting(0.01, "AdamW weight decay")
-    warmup_steps: int = setting(200, "linear learning-rate warmup steps")
+    warmup_steps: int = setting(200, "learning-rate warmup steps")
+    warmup: str = setting("linear", "warmup shape: linear, or exponential (1 - exp(-step / warmup-steps), the "
+                          "paper's)", choices=("linear", "exponential"))
+    schedule: str = setting("cosine", "after warmup: cosine decay to --min-lr-ratio, or step decay (x --decay-factor "
+                            "at each fraction of training in --decay-at)", choices=("cosine", "step"))
     min_lr_ratio: float = setting(0.1, "the cosine decay ends at this fraction of --lr")
+    decay_at: tuple[float, ...] = setting((0.6,), "step decay: fractions of training at which the rate drops")
+    decay_factor: float = setting(0.1, "step decay: the factor of each drop")
     grad_clip: float = setting(1.0, "clip the gradient norm to this")
     train_iters: int = setting(16, "N, the maximum training depth")
     alpha: float = setting(1.0, "progressive-loss weight (0: last-iteration loss)")
@@ -193,6 +199,12 @@ class TrainConfig:
             raise ConfigError(f"ema must lie in (0, 1), got {self.ema}")
         if self.warmup_steps < 0 or self.weight_decay < 0:
             raise ConfigError("warmup_steps and weight_decay must not be negative")
+        self.decay_at = tuple(float(f) for f in self.decay_at)
+        if any(not 0 < f <= 1 for f in self.decay_at) or not 0 < self.decay_factor <= 1:
+            raise ConfigError("decay_at must hold fractions in (0, 1] and decay_factor lie in (0, 1]")
+        for name, allowed in (("warmup", ("linear", "exponential")), ("schedule", ("cosine", "step"))):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -82,9 +82,15 @@ def draw_depths(seed: int, step: int, total: int, window: int | None = None) -> 
 
 
 def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
-    """Linear warmup, then cosine decay to ``min_lr_ratio`` as ``progress`` goes 0 -> 1."""
+    """The learning rate at ``step``, ``progress`` of the way (0 -> 1) through training: warmup (linear, or
+    exponential as the paper's ``ExponentialWarmup``), then cosine decay to ``min_lr_ratio`` or step decay."""
     if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
+        if cfg.warmup == "linear":
+            return cfg.lr * (step + 1) / cfg.warmup_steps
+        if step + 1 < cfg.warmup_steps:
+            return cfg.lr * (1.0 - math.exp(-(step + 1) / cfg.warmup_steps))
+    if cfg.schedule == "step":
+        return cfg.lr * cfg.decay_factor ** sum(progress >= f for f in cfg.decay_at)
     cos = 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cos)
 

@@ -22,9 +22,9 @@ OUT=${2:-runs}
 N=${N:-2000}
 case "$RECIPE" in
   king16) PREFIX=ch-final D_MODEL=64 ITERS=16 STEPS=44000
-          ATTN_GROUPS=$(python -c "import json; from looped.tasks.chess.task import NEIGHBOURS; print(json.dumps(NEIGHBOURS))") ;;
+          ATTN_GROUPS=$(python -c "import json; from looped.tasks.chess.board import NEIGHBOURS; print(json.dumps(NEIGHBOURS))") ;;
   lines)  PREFIX=ch-lines D_MODEL=64 ITERS=8 STEPS=75000
-          ATTN_GROUPS=$(python -c "import json; from looped.tasks.chess.task import LINES_ONLY; print(json.dumps(LINES_ONLY))") ;;
+          ATTN_GROUPS=$(python -c "import json; from looped.tasks.chess.board import LINES_ONLY; print(json.dumps(LINES_ONLY))") ;;
   *) echo "usage: bash scripts/chess_final.sh {king16|lines} [OUT]" >&2; exit 2 ;;
 esac
 SPLITS=mate3,mate4,mate5,rated-0-1000,rated-1000-1400,rated-1400-1800,rated-1800-2200,rated-2200-3000

@@ -16,7 +16,7 @@ STEPS=${STEPS:-2500}
 OUT=${1:-runs/repro-groups-$STEPS}
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=1 TORCHINDUCTOR_COMPILE_THREADS=1
-LINES_ONLY=$(python -c "import json; from looped.tasks.chess.task import LINES_ONLY; print(json.dumps(LINES_ONLY))")
+LINES_ONLY=$(python -c "import json; from looped.tasks.chess.board import LINES_ONLY; print(json.dumps(LINES_ONLY))")
 
 WARMUP=$(python -c "from looped.reproduce.grid import MAX_WARMUP, WARMUP_SHARE
 print(min(MAX_WARMUP, $STEPS // WARMUP_SHARE))")  # the plans' warmup rule

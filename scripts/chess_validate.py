@@ -30,7 +30,7 @@ import torch
 
 from looped import runs, stats
 from looped.evaluation import iterate
-from looped.tasks.chess import task as cp
+from looped.tasks.chess import board, task as cp
 
 DEEP = 7
 
@@ -53,11 +53,11 @@ def correct_by_iteration(model, task, idx: np.ndarray, max_iters: int) -> torch.
     """(T, N) bool: whether the best legal move is the solution after each iteration; and (T,) residuals."""
     data = cp.generated()
     tokens = torch.from_numpy(data["tokens"][idx])
-    targets = cp.targets_for(data["move"][idx])
+    targets = board.targets_for(data["move"][idx])
     rows, resid = [], []
-    for state in iterate(model, task, tokens, cp._RANKS_FILES, max_iters):
-        move = cp.best_legal(tokens, state.logits)
-        rows.append((move == cp.move_squares(targets)).all(dim=1))
+    for state in iterate(model, task, tokens, board.RANKS_FILES, max_iters):
+        move = board.best_legal(tokens, state.logits)
+        rows.append((move == board.move_squares(targets)).all(dim=1))
         resid.append(state.residual.double().mean().item())
     return torch.stack(rows), resid
 

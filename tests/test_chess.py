@@ -9,7 +9,7 @@ import torch
 from looped import runs
 from looped.tasks import Batch, InputError, get_task
 from looped.tasks.chess.data import MAX_MATE, read_lichess, read_shards
-from looped.tasks.chess.task import (
+from looped.tasks.chess.board import (
     best_legal, decode_board, encode_board, encode_move, legal_squares, move_squares, targets_for,
 )
 
@@ -339,7 +339,7 @@ def test_masked_loss_equals_the_move_list_computation(augment):
 
 
 def test_neighbour_groups_join_exactly_the_squares_a_king_move_apart():
-    from looped.tasks.chess.task import NEIGHBOURS
+    from looped.tasks.chess.board import NEIGHBOURS
 
     for i, gi in enumerate(NEIGHBOURS):
         for j, gj in enumerate(NEIGHBOURS):

@@ -40,7 +40,7 @@ def test_a_dtnet_run_trains_saves_loads_and_is_analyzable(tmp_path):
     assert cli.main(["train", "--out", str(out), "--resume", "--steps", "4", "--quiet"]) == 0
     batch = task.generate(task.split("8"), 2, seed=0)
     F, h0, x = stability.from_model(model.double(), batch.inputs)
-    res = stability.solve(F, h0, x, max_iter=5, tol=1e-9)
+    res = stability.fixed_point(F, h0, x, max_iter=5, tol=1e-9)
     assert res.h.shape == h0.shape
 
 

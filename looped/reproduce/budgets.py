@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..tasks.chess.task import LINES_ONLY
+from ..tasks.chess.board import LINES_ONLY
 
 NORMS = ("none", "layernorm")  # the outer norms the grid compares (rmsnorm is left out)
 

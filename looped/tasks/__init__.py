@@ -11,7 +11,7 @@ import importlib
 import inspect
 from pathlib import Path
 
-from .base import IGNORE_INDEX, Batch, InputError, ModelSettings, Split, Task
+from .base import IGNORE_INDEX, Batch, InputError, ModelSettings, PaperRecipe, Split, Task
 from .chess import Chess
 from .prefix_sums import PrefixSums
 from .sequences import Sequences
@@ -148,4 +148,4 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else "(no message)"
 
 
-__all__ = ["Batch", "IGNORE_INDEX", "InputError", "ModelSettings", "Split", "Task", "TASKS", "get_task", "register"]
+__all__ = ["Batch", "IGNORE_INDEX", "InputError", "ModelSettings", "PaperRecipe", "Split", "Task", "TASKS", "get_task", "register"]

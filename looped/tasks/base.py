@@ -91,6 +91,18 @@ class ModelSettings:
                 if getattr(self, f.name) is not None and (names is None or f.name in names)}
 
 
+@dataclass(frozen=True)
+class PaperRecipe:
+    """How the paper's code trains this task, for ``looped train --preset paper`` and ``paper-cpu``.
+
+    epoch_examples: training examples per epoch in the paper's data (its batches: this over 500).
+    cpu_steps: the steps of the ``paper-cpu`` preset, sized to finish on a 2-core CPU.
+    """
+
+    epoch_examples: int
+    cpu_steps: int
+
+
 class Task(ABC):
     """Interface of a task. Subclasses set the class attributes and implement ``generate``.
 
@@ -109,6 +121,7 @@ class Task(ABC):
     output_symbols: str | None = None  # character of each class id for ``decode``; default 0-9a-z
     can_mask_loss: bool = False  # whether ``masked_loss`` is implemented
     model_settings: ModelSettings = ModelSettings()  # what the task asks of a model (attention, board, ...)
+    paper_recipe: PaperRecipe | None = None  # how the paper trains the task, if it does
 
     @abstractmethod
     def generate(self, split: Split, n: int, seed: int) -> Batch:
@@ -181,6 +194,11 @@ class Task(ABC):
     def moved_to(self, path) -> "Task":
         """The same task reading its files from ``path`` (a data directory that moved since training)."""
         raise InputError(f"task {self.name} generates its own data and reads no files; drop --data")
+
+    def for_paper(self) -> "Task":
+        """This task encoded as the paper's code encodes it (its input planes, square order and classes), for
+        models imported from that code (``looped import-paper``); by default the task itself."""
+        return self
 
     def describe(self, text: str, inputs: torch.Tensor, logits: torch.Tensor) -> list[str]:
         """Lines to show a person for one solved input; by default the one-line answer."""

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ..base import Batch, InputError, ModelSettings, Split, Task
+from ..base import Batch, InputError, ModelSettings, PaperRecipe, Split, Task
 from ..cache import load_or_build
 from . import logic
 
@@ -130,21 +130,24 @@ def train_pool(tier: str) -> dict:
     return puzzle_set(tier, TRAIN_POOL_SIZE, TRAIN_POOL_SEED, progress=True)
 
 
-def encode(puzzles: np.ndarray, solutions: np.ndarray) -> Batch:
+def encode(puzzles: np.ndarray, solutions: np.ndarray, offset: int = 1) -> Batch:
+    """Puzzles (N, 81) as tokens; solutions as class ids ``digit - offset``."""
     inputs = torch.from_numpy(np.asarray(puzzles, np.int64))
-    targets = torch.from_numpy(np.asarray(solutions, np.int64) - 1)
+    targets = torch.from_numpy(np.asarray(solutions, np.int64) - offset)
     return Batch(inputs=inputs, targets=targets, positions=POSITIONS)
 
 
 class Sudoku(Task):
     name = "sudoku"
     vocab_size = 10  # 0 blank, 1-9
-    num_classes = 9  # digit - 1
+    num_classes = 9  # class = digit - offset
+    offset = 1
     train_splits = ("easy", "medium")
     eval_splits = tuple(TIERS)
     can_augment = True
     model_settings = ModelSettings(board=(9, 9), attention="groups", groups=tuple(map(tuple, POSITIONS.tolist())),
                                    causal=False, position_sizes=(9, 9, 9), d_model=64, n_heads=4)
+    paper_recipe = PaperRecipe(epoch_examples=50_000, cpu_steps=3_000)  # at most 50,000 puzzles
 
     def split(self, name: str) -> Split:
         name = str(name).strip()
@@ -157,13 +160,13 @@ class Sudoku(Task):
 
     def generate(self, split: Split, n: int, seed: int) -> Batch:
         s = puzzle_set(split.name, n, seed)
-        return encode(s["puzzles"], s["solutions"])
+        return encode(s["puzzles"], s["solutions"], self.offset)
 
     def train_batch(self, split: Split, n: int, seed: int) -> Batch:
         """``n`` puzzles drawn from the fixed training set of ``split`` (``TRAIN_POOL_SIZE`` puzzles)."""
         pool = train_pool(split.name)
         idx = np.random.default_rng([seed, 11]).integers(0, len(pool["puzzles"]), size=n)
-        return encode(pool["puzzles"][idx], pool["solutions"][idx])
+        return encode(pool["puzzles"][idx], pool["solutions"][idx], self.offset)
 
     def augment(self, batch: Batch, seed: int) -> Batch:
         """An independent random symmetry per puzzle (digits, bands, stacks, rows, columns, transpose)."""
@@ -173,7 +176,7 @@ class Sudoku(Task):
             cells, digits = logic.random_symmetry(rng)
             cells, digits = torch.from_numpy(cells), torch.from_numpy(digits)
             inputs[i] = digits[batch.inputs[i, cells]]
-            targets[i] = digits[batch.targets[i, cells] + 1] - 1
+            targets[i] = digits[batch.targets[i, cells] + self.offset] - self.offset
         return Batch(inputs=inputs, targets=targets, positions=batch.positions)
 
     def parse(self, text: str) -> torch.Tensor:
@@ -198,23 +201,25 @@ class Sudoku(Task):
         return torch.from_numpy(grid.astype(np.int64))
 
     def decode(self, text: str, inputs: torch.Tensor, logits: torch.Tensor) -> str:
-        return "".join(str(int(d) + 1) for d in logits.argmax(-1).tolist())
+        return "".join(str(int(d) + self.offset) for d in logits.argmax(-1).tolist())
 
     def describe(self, text: str, inputs: torch.Tensor, logits: torch.Tensor) -> list[str]:
-        prediction = logits.argmax(-1)
-        grid = (prediction + 1).numpy()
+        grid = (logits.argmax(-1) + self.offset).numpy()
         lines = []
         for r in range(9):
             row = " ".join(str(d) for d in grid[9 * r : 9 * r + 9])
             lines.append(" | ".join([row[0:5], row[6:11], row[12:17]]))
             if r in (2, 5):
                 lines.append("------+-------+------")
-        valid = bool(valid_grids(inputs[None], prediction[None])[0])
+        valid = bool(valid_grids(inputs[None], torch.from_numpy(grid)[None])[0])
         lines.append(f"valid: {'yes' if valid else 'no'}")
         return lines
 
     def positions(self, length: int) -> torch.Tensor:
         return POSITIONS
+
+    def for_paper(self) -> "Task":
+        return PaperSudoku()
 
     def metrics(self, inputs: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> dict:
         """Per puzzle: ``exact`` grid, ``blank_accuracy`` (share of blanks right), ``valid`` (a correct
@@ -225,17 +230,27 @@ class Sudoku(Task):
         return {
             "exact": self.score(prediction, targets),
             "blank_accuracy": right.sum(1) / blank.sum(1).clamp(min=1),
-            "valid": valid_grids(inputs, prediction),
+            "valid": valid_grids(inputs, prediction + self.offset),
         }
+
+
+class PaperSudoku(Sudoku):
+    """Sudoku as the paper's code encodes it, for models imported from it: ten classes, class = digit."""
+
+    num_classes = 10
+    offset = 0
+
+    def for_paper(self) -> "Task":
+        return self
 
 
 _UNITS = torch.from_numpy(logic.UNITS)
 
 
-def valid_grids(inputs: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
-    """(N,) bool: each row, column and box of ``prediction + 1`` holds 1-9 once, and givens are kept."""
-    onehot = torch.nn.functional.one_hot(prediction, 9)  # (N, 81, 9)
-    per_unit = onehot[:, _UNITS.to(prediction.device)].sum(2)  # (N, 27, 9)
+def valid_grids(inputs: torch.Tensor, digits: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: each row, column and box of ``digits`` (N, 81) holds 1-9 once, and givens are kept."""
+    onehot = torch.nn.functional.one_hot(digits.clamp(0, 9), 10)[..., 1:]  # (N, 81, 9); a 0 counts for no digit
+    per_unit = onehot[:, _UNITS.to(digits.device)].sum(2)  # (N, 27, 9)
     complete = (per_unit == 1).all(dim=(1, 2))
-    kept = ((inputs == 0) | (inputs == prediction + 1)).all(dim=1)
+    kept = ((inputs == 0) | (inputs == digits)).all(dim=1)
     return complete & kept
