@@ -16,7 +16,7 @@
 # Usage: bash scripts/chess_final.sh RECIPE [OUT]   (default OUT=runs; finished steps are skipped, trainings resume)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/lib.sh
+source lab/lib.sh
 RECIPE=${1:-}
 OUT=${2:-runs}
 N=${N:-2000}

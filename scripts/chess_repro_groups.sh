@@ -11,7 +11,7 @@
 # finished steps are skipped)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/lib.sh
+source lab/lib.sh
 STEPS=${STEPS:-2500}
 OUT=${1:-runs/repro-groups-$STEPS}
 mkdir -p "$OUT"

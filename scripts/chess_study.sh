@@ -10,7 +10,7 @@
 # Usage: bash scripts/chess_study.sh [OUT]   (default OUT=runs; finished steps are skipped)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/lib.sh
+source lab/lib.sh
 OUT=${1:-runs}
 STEPS=${STEPS:-5000}
 LONG_STEPS=${LONG_STEPS:-15000}

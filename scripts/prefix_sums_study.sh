@@ -6,7 +6,7 @@
 # Usage: bash scripts/prefix_sums_study.sh [OUT]   (default OUT=runs; finished steps are skipped)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/lib.sh
+source lab/lib.sh
 OUT=${1:-runs}
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=1

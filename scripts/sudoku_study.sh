@@ -7,7 +7,7 @@
 # Usage: bash scripts/sudoku_study.sh [OUT]   (default OUT=runs; finished steps are skipped)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/lib.sh
+source lab/lib.sh
 OUT=${1:-runs}
 STEPS=${STEPS:-3000}
 mkdir -p "$OUT"

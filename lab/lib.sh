@@ -1,4 +1,4 @@
-# Shell helpers shared by the study scripts (scripts/*_study.sh, chess_final.sh, chess_repro_groups.sh);
+# Shell helpers shared by the study scripts of lab/;
 # source it, do not run it.
 
 # train_once RUN TIMES [FLAGS...]: `looped train --out RUN FLAGS...`, resumable and run once. A finished
