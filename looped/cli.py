@@ -14,7 +14,7 @@ import typing
 from dataclasses import fields
 from pathlib import Path
 
-from . import analysis
+from . import analysis, stability
 from .config import ARCHITECTURES, DEFAULT_ARCH, LoopedError, TrainConfig
 from .presets import PRESETS, preset
 from .evaluation import EVAL_N, Halting
@@ -88,7 +88,9 @@ def build_parser() -> Parser:
     a.add_argument("--n", type=int, default=analysis.N_EXAMPLES, help="examples to analyze (default: %(default)s)")
     a.add_argument("--max-iter", type=int, default=analysis.MAX_ITER, help="iterations at most (default: %(default)s)")
     a.add_argument("--tol", type=float, default=analysis.TOL,
-                   help="relative-residual tolerance of the solver (default: %(default)s)")
+                   help="relative k-step residual that counts as settled (default: %(default)s)")
+    a.add_argument("--max-period", type=int, default=stability.MAX_PERIOD,
+                   help="the longest cycle looked for (default: %(default)s)")
     a.add_argument("--seed", type=int, default=0)
     a.add_argument("--out", type=Path, default=None, help="default: RUN/analysis")
     a.add_argument("--json", action="store_true", help="print the JSON result on stdout")
@@ -282,13 +284,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     from .analysis import analyze_run, verdict_lines, write_report
 
-    result = analyze_run(args.run, args.split, args.n, args.max_iter, args.tol, args.seed, args.device)
+    result = analyze_run(args.run, args.split, args.n, args.max_iter, args.tol, args.seed, args.device,
+                         max_period=args.max_period)
     out = args.out if args.out is not None else Run(args.run).folder("analysis")
     write_report(result, out)
     for line in verdict_lines(result):
         print(line, file=sys.stderr if args.json else sys.stdout)
     if args.json:
         print(json.dumps(result))
+    print(f"analysis written to {out}", file=sys.stderr)
     return 0
 
 

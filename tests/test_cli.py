@@ -198,7 +198,9 @@ def test_analyze_writes_verdicts_json_markdown_and_plots(run_dir, tmp_path):
     verdict_lines = [ln for ln in proc.stderr.splitlines() if ln.split("?")[0] in
                      ("reachable", "input-dependent", "smooth and backprop-stable")]
     assert len(verdict_lines) == 3
-    for name in ("analysis.json", "analysis.md", "residuals.png", "rho.png", "sensitivity.png"):
+    assert proc.stderr.splitlines()[0].startswith("attractors of 4 examples")  # the class shares come first
+    assert f"analysis written to {tmp_path}" in proc.stderr
+    for name in ("analysis.json", "analysis.md", "residuals.png", "multiplier.png", "sensitivity.png"):
         assert (tmp_path / name).stat().st_size > 0
     text = (tmp_path / "analysis.json").read_text()
     assert "NaN" not in text and "Infinity" not in text

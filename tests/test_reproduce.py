@@ -360,10 +360,16 @@ def tiny_budget(steps=3):
 
 def quick_analysis(run, split, n, max_iter, tol, device, dense_limit):
     """A stand-in for ``analyze_run`` with its output's shape (the smoke reproduction runs the real one)."""
-    return {"n": n, "traces": {}, "verdicts": {"reachable": True, "input_dependent": True, "smooth_and_backprop_stable": True},
-            "reachability": {"reachable_fraction": 1.0, "rho_median": 0.5, "state_norm_growth_median": 1.0},
-            "input_dependence": {"autonomy_input_dependent": True, "sensitivity_median": 0.1, "distinct_fixed_points": n},
-            "geometry": {"lipschitz_median": 1.0, "cond_median": 2.0, "backward_converged_fraction": 1.0}}
+    trace = {"t": [1, 2], "r": [0.1, 0.01]}
+    return {"n": n, "verdicts": {"reachable": True, "input_dependent": True, "smooth_and_backprop_stable": True},
+            "attractors": {"shares": {"fixed point": {"share": 1.0, "ci95": [0.5, 1.0]}},
+                           "settled_with_constant_prediction_fraction": 1.0, "multiplier_median": 0.5},
+            "reachability": {"state_norm_growth_median": 1.0},
+            "input_dependence": {"autonomy_input_dependent": True, "sensitivity_median": 0.1, "distinct_attractors": n},
+            "geometry": {"lipschitz_median": 1.0, "cond_median": 2.0, "backward_converged_fraction": 1.0},
+            "per_example": {"kind": ["fixed"] * n, "period": [1] * n, "settled_at": [2] * n, "multiplier": [0.5] * n,
+                            "prediction_since": [1] * n},
+            "traces": {"one_step": [trace] * n, "k_step": [trace] * n}}
 
 
 def test_grid_resumes_and_skips_finished_runs(tmp_path, monkeypatch):

@@ -113,7 +113,6 @@ def execute(spec: RunSpec, out: Path, budget: Budget) -> dict:
         if not run.has(ANALYSIS):
             result = analyze_run(path, plan.easy[0], plan.n_analyze, budget.analyze_max_iter, tol=ANALYZE_TOL,
                                  device="cpu", dense_limit=budget.dense_limit)
-            result.pop("traces")
             run.write_json(ANALYSIS, result)
         analysis = run.read_json(ANALYSIS)
     full, halted = (run.read_json(name) for name in (EVAL, EVAL_HALTING))
@@ -192,17 +191,29 @@ def make_record(spec: RunSpec, full: dict, halted: dict, analysis: dict | None) 
 
 
 def stability_record(analysis: dict) -> dict:
-    a, i, g = (analysis[k] for k in ("reachability", "input_dependence", "geometry"))
+    """What the claims read of a run's ``looped analyze`` result, and its attractors per example."""
+    att, a, i, g = (analysis[k] for k in ("attractors", "reachability", "input_dependence", "geometry"))
     return {
         "n": analysis["n"],
-        "reachable_fraction": a["reachable_fraction"],
-        "rho_median": a["rho_median"],
+        "reachable_fraction": att["settled_with_constant_prediction_fraction"],
+        "rho_median": att["multiplier_median"],
         "state_norm_growth": a["state_norm_growth_median"],
         "input_dependent_at_fixed_h0": i["autonomy_input_dependent"],
         "sensitivity_median": i["sensitivity_median"],
-        "distinct_fraction": i["distinct_fixed_points"] / analysis["n"],
+        "distinct_fraction": i["distinct_attractors"] / analysis["n"],
         "lipschitz_median": g["lipschitz_median"],
         "cond_median": g["cond_median"],
         "backward_converged_fraction": g["backward_converged_fraction"],
         "verdicts": analysis["verdicts"],
+        "attractor_shares": {label: s["share"] for label, s in att["shares"].items()},
+        "examples": attractor_examples(analysis),
     }
+
+
+def attractor_examples(analysis: dict) -> list[dict]:
+    """Per analysed example: attractor class, period, settle iteration and a compact residual trace
+    (one-step and k-step, at log-spaced iterations), so a reader can tell a cycle from slow convergence."""
+    per, traces = analysis["per_example"], analysis["traces"]
+    return [{"kind": per["kind"][j], "period": per["period"][j], "settled_at": per["settled_at"][j],
+             "multiplier": per["multiplier"][j], "prediction_since": per["prediction_since"][j],
+             "one_step": traces["one_step"][j], "k_step": traces["k_step"][j]} for j in range(analysis["n"])]

@@ -1,8 +1,9 @@
 """Fixed-point stability toolkit for any looped map ``F(h, x) -> h_next`` over batched tensors.
 
 >>> from looped import stability
+>>> att = stability.attractor(F, h0, x, max_iter=500)       # per sample: kind (fixed, cycle, slow, ...), period, h
+>>> rho = stability.on_attractor(F, att, x, stability.spectral_radius)   # (B,) rho of F^period at the attractor
 >>> res = stability.fixed_point(F, h0, x, max_iter=500, tol=1e-5)   # res.h, res.converged, res.steps, res.residuals
->>> rho = stability.spectral_radius(F, res.h, x)              # (B,) spectral radius of dF/dh
 >>> sens = stability.sensitivity(F, res.h, x)                 # sens.value (B,) ||(I - J_h)^-1 J_x v||
 
 ``F`` maps batched tensors (batch first) and must treat samples independently. For a
@@ -15,6 +16,7 @@ import warnings
 
 import torch
 
+from .attractors import KINDS, MAX_PERIOD, Attractor, attractor, cycle_distance, on_attractor, power
 from .analysis import (
     AutonomyReport,
     BackwardReport,
@@ -77,9 +79,9 @@ def from_model(model, tokens: torch.Tensor, positions: torch.Tensor | None = Non
 
 
 __all__ = [
-    "FAR_FROM_TOL", "PRECISION_MARGIN", "AutonomyReport", "BackwardReport", "BasinReport", "LinearSolveResult",
-    "SensitivityResult", "FixedPointResult", "FixedPointResult", "autodiff_safe", "autonomy_check", "backward_stability", "basins",
-    "condition_number", "count_distinct", "decay_rate", "dense_jacobian", "from_model", "gmres", "jacobian_norm",
-    "jvp_h", "jvp_x", "lipschitz", "neumann_solve", "norm_growth", "fixed_point", "product_precision", "sensitivity",
+    "FAR_FROM_TOL", "KINDS", "MAX_PERIOD", "PRECISION_MARGIN", "Attractor", "AutonomyReport", "BackwardReport", "BasinReport", "LinearSolveResult",
+    "SensitivityResult", "FixedPointResult", "FixedPointResult", "attractor", "autodiff_safe", "autonomy_check", "backward_stability", "basins",
+    "condition_number", "count_distinct", "cycle_distance", "decay_rate", "dense_jacobian", "from_model", "gmres", "jacobian_norm",
+    "jvp_h", "jvp_x", "lipschitz", "neumann_solve", "norm_growth", "on_attractor", "power", "fixed_point", "product_precision", "sensitivity",
     "spectral_radius", "unrolled_gradient_growth", "vjp_h",
 ]
