@@ -15,7 +15,8 @@ what ``looped reproduce`` writes per run. One schema for every task::
         "final_accuracy": 0.99, "final_residual": 1e-4,       # at iteration T
         "mean_iterations_used": 31.5,     # per example; T without halting
         "<metric>_by_iteration": {...}, "best_<metric>": 0.9,  # the task's other metrics, at best_iteration
-        "correct_by_iteration": {"T": "0110..."}}]}  # only if asked: each example's exact match, in order
+        "correct_by_iteration": {"T": "0110..."},     # only if asked: each example's exact match, in order,
+        "<metric>_correct_by_iteration": {...}}]}     # and each of the task's other metrics (0s and 1s, or numbers)
 
 With halting, an example that halts keeps its last prediction and residual at later iterations.
 """
@@ -105,7 +106,8 @@ class Curve:
 
     ``extra`` holds the task's other metrics (``Task.metrics``) per iteration, by name;
     ``iterations`` (n,) the steps each example used (fewer than ``T`` with halting);
-    ``correct`` {t: (n,) bool} each example's exact match after iteration t, for the t asked for.
+    ``per_example`` {metric: {t: (n,)}} each example's value of every metric after iteration t, for the t
+    asked for (``correct``: those of ``exact``).
     """
 
     split: str
@@ -113,7 +115,12 @@ class Curve:
     residual: list[float]
     iterations: torch.Tensor
     extra: dict[str, list[float]] = field(default_factory=dict)
-    correct: dict[int, torch.Tensor] = field(default_factory=dict)
+    per_example: dict[str, dict[int, torch.Tensor]] = field(default_factory=dict)
+
+    @property
+    def correct(self) -> dict[int, torch.Tensor]:
+        """{t: (n,) bool} each example's exact match after iteration t, for the t asked for."""
+        return self.per_example.get("exact", {})
 
     @property
     def n(self) -> int:
@@ -143,13 +150,19 @@ class Curve:
             "mean_iterations_used": self.mean_iterations_used,
             **{f"{name}_by_iteration": by_iteration(vals) for name, vals in self.extra.items()},
             **{f"best_{name}": vals[best - 1] for name, vals in self.extra.items()},
-            **({"correct_by_iteration": {str(t): bits(ok) for t, ok in self.correct.items()}} if self.correct else {}),
+            **{("correct" if name == "exact" else f"{name}_correct") + "_by_iteration":
+               {str(t): per_example_json(v) for t, v in kept.items()} for name, kept in self.per_example.items()},
         }
 
 
 def bits(ok: torch.Tensor) -> str:
     """(N,) bool -> a string of 0s and 1s (compact in JSON)."""
     return "".join("1" if v else "0" for v in ok.tolist())
+
+
+def per_example_json(values: torch.Tensor) -> str | list[float]:
+    """Per-example values for the eval JSON: a string of 0s and 1s when they are all 0 or 1, else a list."""
+    return bits(values) if bool(((values == 0) | (values == 1)).all()) else values.double().tolist()
 
 
 @torch.no_grad()
@@ -160,7 +173,7 @@ def accuracy_curve(
     """The ``Curve`` of one batch: the task's metrics and the mean relative residual after every iteration.
 
     Args: batch with inputs (N, L); max_iters T; halting: per-example stopping (None: all run T steps);
-    correct_at: iterations at which to keep each example's exact match; split: the Curve's name.
+    correct_at: iterations at which to keep each example's value of every metric; split: the Curve's name.
     A halted example keeps its last prediction and residual. Examples are processed in chunks.
     """
     if any(not 1 <= t <= max_iters for t in correct_at):
@@ -168,7 +181,7 @@ def accuracy_curve(
     device = next(model.parameters()).device
     sums: dict[str, torch.Tensor] = {}
     resid = torch.zeros(max_iters, dtype=torch.float64)
-    used, kept = [], {t: [] for t in sorted(set(correct_at))}
+    used, kept = [], {t: [] for t in sorted(set(correct_at))}  # t -> per chunk, {metric: (chunk,)}
     n = len(batch)
     bar = tqdm(total=n * max_iters, disable=not progress, unit="it", unit_scale=True, leave=False)
     for start in range(0, n, chunk):
@@ -181,19 +194,20 @@ def accuracy_curve(
                 sums.setdefault(name, torch.zeros(max_iters, dtype=torch.float64))[t - 1] += v
             resid[t - 1] += r
             if t in kept:
-                kept[t].append(scores["exact"].cpu())
+                kept[t].append({k: v.cpu() for k, v in scores.items()})
             bar.update(len(part))
         for name, v in values.items():  # all halted early: every later iteration repeats the last values
             sums[name][t:] += v
         resid[t:] += r
         for later in (s for s in kept if s > t):
-            kept[later].append(scores["exact"].cpu())
+            kept[later].append({k: v.cpu() for k, v in scores.items()})
         used.append(state.used.cpu())
         bar.update(len(part) * (max_iters - t))
     bar.close()
     metrics = {name: (s / n).tolist() for name, s in sums.items()}
     return Curve(split=split, accuracy=metrics.pop("exact"), residual=(resid / n).tolist(), iterations=torch.cat(used),
-                 extra=metrics, correct={t: torch.cat(v) for t, v in kept.items()})
+                 extra=metrics, per_example={name: {t: torch.cat([c[name] for c in v]) for t, v in kept.items()}
+                                             for name in (sums if kept else ())})
 
 
 def check_budget(n: int, length: int, iterations: int) -> None:
@@ -217,7 +231,7 @@ def evaluate(
         max_iters: T, the iterations to run. n: examples per split (all of a split that holds fewer).
         seed: which evaluation set; never shared with training data.
         halting: per-example stopping; None runs every example T steps.
-        correct_at: iterations at which each ``Curve`` keeps every example's exact match.
+        correct_at: iterations at which each ``Curve`` keeps every example's value of every metric.
     Returns: one ``Curve`` per split, in order.
     """
     if n < 1:

@@ -5,7 +5,7 @@ then 10) keep the positions where the mover has a forced mate in at most ``MAX_M
 two-line search from an empty hash then keeps the puzzle only if its first move is the *unique*
 fastest mate (the second-best move mates later or not at all). Mate in one is also checked by
 trying every legal move. Each puzzle is labelled with its mate distance and the search depth at which the
-engine first reported that mate with that move. Puzzles are written in shards of CSV
+engine first reported that mate with that move. Puzzles are written in shards of gzipped CSV
 (``fen,move,mate,depth``); finished shards are skipped on a rerun, so generation resumes and
 extends. Generation needs the engine; ``looped.tasks.chess.data`` reads the shards without it.
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import io
 import json
 import shutil
@@ -163,12 +164,16 @@ def generate_shard(out: Path, index: int, seed: int, size: int, engine_path: str
 
 
 def write_csv(path: Path, fields: tuple[str, ...], rows: list[dict]) -> None:
-    """``rows`` as CSV, written atomically."""
+    """``rows`` as CSV, written atomically; gzipped (with no timestamp, so the bytes follow the rows) when
+    ``path`` ends in ``.gz``."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(buf.getvalue()))
+    data = buf.getvalue().encode()
+    if path.suffix == ".gz":
+        data = gzip.compress(data, compresslevel=9, mtime=0)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def generate(out: Path, shards: int, seed: int, size: int, workers: int, engine_path: str,

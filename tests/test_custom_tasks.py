@@ -263,7 +263,7 @@ def test_shipped_tasks_are_recorded_by_name_so_their_modules_can_move():
         record = task_record(get_task(name))
         assert record["task"] == name and "task_class" not in record
         assert type(task_from_record(record)) is type(get_task(name))
-    configs = [json.loads(p.read_text()) for d in ("looped/models", "docs", "benchmarks")
+    configs = [json.loads(p.read_text()) for d in ("looped/models", "docs", "lab")
                for p in sorted((ROOT / d).rglob("config.json"))]
     runs = [c for c in configs if "task" in c and "model" in c]
     assert len(runs) >= 3  # the shipped models at least

@@ -116,3 +116,17 @@ def test_correctness_asked_past_the_last_iteration_is_refused():
     model, task = tiny(), get_task("prefix-sums")
     with pytest.raises(InputError, match="1..5"):
         accuracy_curve(model, task, task.generate(task.split("6"), 4, seed=1), 5, correct_at=(6,))
+
+
+def test_every_metric_is_kept_per_example_at_the_iterations_asked():
+    model, task, _ = runs.load_model(runs.shipped_model("sudoku"))
+    batch = task.generate(task.split("easy"), 12, seed=3)
+    curve = accuracy_curve(model, task, batch, max_iters=6, correct_at=(2, 6), chunk=5)
+    assert set(curve.per_example) == {"exact", "blank_accuracy", "valid"}
+    for t in (2, 6):
+        for name in curve.per_example:
+            mean = curve.accuracy[t - 1] if name == "exact" else curve.extra[name][t - 1]
+            assert curve.per_example[name][t].double().mean().item() == pytest.approx(mean)
+    row = curve.as_dict()
+    assert len(row["correct_by_iteration"]["6"]) == 12 and set(row["correct_by_iteration"]["6"]) <= {"0", "1"}
+    assert isinstance(row["blank_accuracy_correct_by_iteration"]["2"], list)  # fractions stay numbers

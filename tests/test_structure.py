@@ -133,3 +133,18 @@ def test_public_functions_are_not_shadowed_by_modules():
         from looped import stability
 
         stability.solve(lambda h, x: 0.5 * h + x, torch.zeros(1, 2), torch.ones(1, 2), max_iter=5)
+
+
+def test_the_library_never_imports_the_lab_and_every_lab_script_compiles():
+    import py_compile
+
+    for path in ROOT.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(n == "lab" or n.startswith("lab.") for n in names), path
+    lab = ROOT.parent / "lab"
+    scripts = sorted(lab.rglob("*.py"))
+    assert len(scripts) >= 10  # the studies' scripts are there
+    for script in scripts:
+        py_compile.compile(str(script), doraise=True)

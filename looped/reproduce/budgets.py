@@ -9,7 +9,7 @@ and every run counts as held out; smoke uses seed 3 for the same reason.
 **cpu**, sized for rules v2: at least 3 seeds, 1,000 examples per split and two hard splits per
 task, so a paired difference of two accuracies has a 95% half-width of at most
 ``1.96 * sqrt(1 / 2000) = 0.044``; sudoku trains 3,000 steps as the 3,000-step study
-(docs/results/sudoku/). Cost measured with short timing runs, one thread per run as
+(lab/sudoku/). Cost measured with short timing runs, one thread per run as
 ``--workers 2`` gives (a machine shared with other jobs, so approximate), per training step with
 the progressive loss / with the baseline's last-iteration loss, and per example-iteration of
 evaluation:
@@ -31,10 +31,10 @@ two workers. Chess is cut to 300 steps to stay within that; at 3,000 steps it wa
 
 The chess plans attend along ranks, files and diagonals only (``LINES_ONLY``, no whole-board group),
 with the squares loss that the reproduction's exact top-2 score needs. The chess recipe search
-found both (docs/results/chess/validation.md, "What looped reproduce can use"): the legal-move loss
+found both (lab/chess/validation.md, "What looped reproduce can use"): the legal-move loss
 leaves exact top-2 near zero, and lines-only attention beats the task's default groups on exact
 top-2 at iteration 32 on held-out mate in 1 / in 2, by +0.147 / +0.030 at the cpu plan's 300 steps
-and +0.090 / +0.086 at 2,500 (``scripts/chess_repro_groups.sh``), at the same cost per step. Width,
+and +0.090 / +0.086 at 2,500 (``lab/chess/repro_groups.sh``), at the same cost per step. Width,
 depth, steps and loss stay the plans' own.
 """
 

@@ -1,6 +1,6 @@
 """Reading the chess puzzle data: the shipped mate-in-N shards and the extracted rated Lichess set.
 
-Mate-in-N puzzles are CSV shards (``fen,move,mate,depth``) in ``looped/data/chess``; the rated set is
+Mate-in-N puzzles are gzipped CSV shards (``fen,move,mate,depth``) in ``looped/data/chess``; the rated set is
 ``lichess.csv`` (``id,fen,move,rating,themes``) in the data cache. ``scripts/chess_data.py`` writes
 both; reading them needs neither Stockfish nor the network.
 """
@@ -8,6 +8,7 @@ both; reading them needs neither Stockfish nor the network.
 from __future__ import annotations
 
 import csv
+import gzip
 from pathlib import Path
 
 from ..cache import cache_dir
@@ -20,14 +21,14 @@ LICHESS_FIELDS = ("id", "fen", "move", "rating", "themes")
 
 
 def shard_path(out: Path, index: int) -> Path:
-    return out / f"mates-{index:04d}.csv"
+    return out / f"mates-{index:04d}.csv.gz"
 
 
 def read_shards(root: Path = MATES_DIR) -> list[dict]:
     """Every generated puzzle under ``root`` as dicts with keys ``FIELDS``, in shard order."""
     rows = []
-    for path in sorted(root.glob("mates-*.csv")):
-        with open(path, newline="") as f:
+    for path in sorted(root.glob("mates-*.csv.gz")):
+        with gzip.open(path, "rt", newline="") as f:
             for row in csv.DictReader(f):
                 rows.append({"fen": row["fen"], "move": row["move"], "mate": int(row["mate"]),
                              "depth": int(row["depth"])})
