@@ -34,7 +34,7 @@ def score(run: Path, splits: list[str], iters: list[int], metric: str, n: int) -
     """``looped.evaluate`` of the run on each split (halting off), keeping ``metric`` per input at ``iters``."""
     model, task, cfg = runs.load_model(run)
     out = {"run": str(run), "metric": metric, "train_iters": cfg.train and cfg.train.train_iters, "splits": {}}
-    for curve in evaluate(model, task, splits, max(iters), n=n, correct_at=iters):
+    for curve in evaluate(model, task, splits, max(iters), n=n, halting=None, correct_at=iters):
         means = curve.accuracy if metric == "exact" else curve.extra[metric]
         kept = {str(t): bits(v) for t, v in curve.per_example[metric].items()}
         out["splits"][curve.split] = {"n": curve.n, "by_iteration": means, "per_example": kept}

@@ -11,6 +11,7 @@ import os
 import sys
 import types
 import typing
+import warnings
 from dataclasses import fields
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from .config import ARCHITECTURES, DEFAULT_ARCH, LoopedError, TrainConfig
 from .presets import PRESETS, preset
 from .evaluation import EVAL_N, Halting
 from .runs import Run
-from .tasks import TASKS, InputError
+from .tasks import TASKS, InputError, task_class
 
 USER_ERRORS = (LoopedError, FloatingPointError, OSError)
 
@@ -43,7 +44,9 @@ def csv_list(text: str) -> list[str]:
     return items
 
 
-def build_parser() -> Parser:
+def build_parser(argv: list[str] | None = None) -> Parser:
+    """The parser; ``argv`` (the command line, when known) makes ``looped train --help`` show each default
+    as it applies to the ``--task`` and ``--preset`` given."""
     p = Parser(prog="looped", description="Looped transformers: train, evaluate, solve, analyze.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
 
@@ -61,18 +64,20 @@ def build_parser() -> Parser:
                         "batch 500, lr 1e-3, step decay, 100 epochs); paper-cpu: the same at width 64, batch 64 and "
                         "2,000-3,000 steps, for a 2-core CPU. Flags given beside it override it")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
-    training = t.add_argument_group("training")
-    add_config_flags(training, [TrainConfig], "train", training.add_mutually_exclusive_group())
-    add_config_flags(t.add_argument_group("model (default: the task's, else the architecture's value shown)"),
-                     list(ARCHITECTURES.values()), "model")
+    task_name, model_shown, train_shown = shown_defaults(argv or [])
+    for_task = f" for --task {task_name}" if task_name else ""
+    training = t.add_argument_group(f"training (defaults{for_task}{' with the preset' if train_shown else ''})")
+    add_config_flags(training, [TrainConfig], "train", training.add_mutually_exclusive_group(), train_shown)
+    add_config_flags(t.add_argument_group(f"model (defaults{for_task or ' of the architecture'}, per --arch)"),
+                     list(ARCHITECTURES.values()), "model", shown=model_shown)
 
     e = sub.add_parser("eval", help="accuracy and residual at every iteration")
     e.add_argument("run", type=Path)
     e.add_argument("--split", type=csv_list, default=None,
                    help="comma-separated split names, e.g. 32,512 or easy,hardest (default: the task's eval splits)")
     e.add_argument("--max-iters", type=int, default=None, help="default: 4x the training depth")
-    e.add_argument("--n", type=int, default=EVAL_N, help="examples per split")
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--n", type=int, default=EVAL_N, help="examples per split (default: %(default)s)")
+    e.add_argument("--seed", type=int, default=0, help="which evaluation set (default: %(default)s)")
     e.add_argument("--out", type=Path, default=None, help="where to write eval.json/eval.png (default RUN/eval)")
     e.add_argument("--data", type=Path, default=None, metavar="DIR",
                    help="the task's data directory, if it moved since training (default: the one the run records)")
@@ -91,7 +96,7 @@ def build_parser() -> Parser:
                    help="relative k-step residual that counts as settled (default: %(default)s)")
     a.add_argument("--max-period", type=int, default=stability.MAX_PERIOD,
                    help="the longest cycle looked for (default: %(default)s)")
-    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--seed", type=int, default=0, help="which examples (default: %(default)s)")
     a.add_argument("--out", type=Path, default=None, help="default: RUN/analysis")
     a.add_argument("--json", action="store_true", help="print the JSON result on stdout")
     a.add_argument("--device", default="auto")
@@ -123,11 +128,37 @@ def build_parser() -> Parser:
     return p
 
 
-def add_config_flags(p, classes: list, prefix: str, budget=None) -> None:
+def shown_defaults(argv: list[str]) -> tuple[str | None, dict, dict]:
+    """(task name, {architecture: {field: default}}, {field: default}) that ``looped train --help`` shows: the
+    task's settings as each architecture takes them, and the preset's training values."""
+    def value(flag):
+        for i, a in enumerate(argv):
+            if a == flag and i + 1 < len(argv):
+                return argv[i + 1]
+            if a.startswith(flag + "="):
+                return a.split("=", 1)[1]
+        return None
+
+    try:
+        cls = task_class(value("--task") or "prefix-sums")
+    except LoopedError:
+        return None, {}, {}
+    model = {name: {**arch.task_defaults(cls.model_settings),
+                    **{k: getattr(cls, k) for k in ("vocab_size", "num_classes") if isinstance(getattr(cls, k, None), int)}}
+             for name, arch in ARCHITECTURES.items()}
+    train = {}
+    if value("--preset") in PRESETS and cls.paper_recipe is not None:
+        arch, model_over, train = preset(value("--preset"), cls)
+        model[arch] = {**model[arch], **model_over}
+    return cls.name, model, train
+
+
+def add_config_flags(p, classes: list, prefix: str, budget=None, shown: dict | None = None) -> None:
     """One flag per field of the config dataclasses ``classes`` (a field several share gets one flag), dest
     ``prefix.field``, default None (so the dataclass default applies), help from the field's doc with each
     class's default, choices the union of theirs (each class checks its own). ``budget``: the mutually
-    exclusive group of ``steps`` and ``minutes``."""
+    exclusive group of ``steps`` and ``minutes``. ``shown``: defaults to show instead of the dataclass's,
+    by architecture name ({field: value}), or, for a single class, as {field: value}."""
     by_name: dict[str, list] = {}
     for cls in classes:
         for f in fields(cls):
@@ -136,7 +167,7 @@ def add_config_flags(p, classes: list, prefix: str, budget=None) -> None:
         cls, f = owners[0]
         kind = _plain(typing.get_type_hints(cls)[name])
         helps = dict.fromkeys(g.metadata.get("help", "") for _, g in owners)
-        kw = {"dest": f"{prefix}.{name}", "default": None, "help": "; ".join(helps) + _defaults(owners)}
+        kw = {"dest": f"{prefix}.{name}", "default": None, "help": "; ".join(helps) + _defaults(owners, shown or {})}
         if kind is bool:
             kw["action"] = argparse.BooleanOptionalAction
         else:
@@ -148,14 +179,20 @@ def add_config_flags(p, classes: list, prefix: str, budget=None) -> None:
         target.add_argument(*f.metadata.get("flags", (f"--{name.replace('_', '-')}",)), **kw)
 
 
-def _defaults(owners: list) -> str:
-    """`` (default: X)``, or per architecture where they differ."""
-    shown = {_arch_name(cls): _shown(f.default) for cls, f in owners if f.default is not None}
-    if not shown:
+def _defaults(owners: list, shown: dict) -> str:
+    """`` (default: X)``, or per architecture where they differ; ``shown`` overrides the dataclass defaults."""
+    values = {}
+    for cls, f in owners:
+        arch = _arch_name(cls)
+        override = shown.get(arch, shown) if arch in shown else (shown if len(owners) == 1 else {})
+        default = override.get(f.name, f.default) if isinstance(override, dict) else f.default
+        if default is not None:
+            values[arch] = _shown(default)
+    if not values:
         return ""
-    if len(set(shown.values())) == 1 or len(owners) == 1:
-        return f" (default: {next(iter(shown.values()))})"
-    return " (default: " + ", ".join(f"{v} for {k}" for k, v in shown.items()) + ")"
+    if len(set(values.values())) == 1:
+        return f" (default: {next(iter(values.values()))})"
+    return " (default: " + ", ".join(f"{v} for {k}" for k, v in values.items()) + ")"
 
 
 def _arch_name(cls) -> str:
@@ -218,8 +255,9 @@ def halting_of(args: argparse.Namespace) -> Halting | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    warnings.filterwarnings("ignore", module=r"torch(\.|$)")  # PyTorch's own deprecation notices are not the user's
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(sys.argv[1:] if argv is None else argv).parse_args(argv)
         return COMMANDS[args.command](args)
     except UsageError as err:
         print(str(err), file=sys.stderr)
@@ -269,15 +307,21 @@ def recipe(args: argparse.Namespace, task) -> tuple[str, dict, dict]:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate_run
+    from .evaluation import evaluate_run, still_rising, table
 
-    result = evaluate_run(
+    result, curves, out = evaluate_run(
         args.run, splits=args.split, n=args.n, max_iters=args.max_iters, seed=args.seed,
         out=args.out, device=args.device, progress=not args.quiet, compile=args.compile, halting=halting_of(args),
         data=args.data,
     )
-    if args.json:
-        print(json.dumps(result))
+    print(json.dumps(result) if args.json else "\n".join(table(curves)))
+    for c in curves:
+        if still_rising(c):
+            T = result["max_iters"]
+            print(f"looped: warning: split {c.split}: accuracy still rising at --max-iters {T} "
+                  f"({c.accuracy[-1 - max(1, T // 10)]:.4f} -> {c.accuracy[-1]:.4f} over the last {max(1, T // 10)} "
+                  f"iterations); a larger --max-iters may help", file=sys.stderr)
+    print(f"eval written to {out}", file=sys.stderr)
     return 0
 
 
@@ -305,7 +349,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
         if not args.file.is_file():
             raise InputError(f"cannot read {args.file}: no such file")
         try:
-            lines = [ln for ln in args.file.read_text().splitlines() if ln.strip()]
+            lines = [ln for ln in args.file.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
         except UnicodeDecodeError:
             raise InputError(f"{args.file} is not a text file") from None
     else:

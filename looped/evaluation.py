@@ -24,7 +24,6 @@ With halting, an example that halts keeps its last prediction and residual at la
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,7 +182,8 @@ def accuracy_curve(
     resid = torch.zeros(max_iters, dtype=torch.float64)
     used, kept = [], {t: [] for t in sorted(set(correct_at))}  # t -> per chunk, {metric: (chunk,)}
     n = len(batch)
-    bar = tqdm(total=n * max_iters, disable=not progress, unit="it", unit_scale=True, leave=False)
+    bar = tqdm(total=n * max_iters, disable=not progress, unit=" example-iterations", unit_scale=True, leave=False,
+               desc=f"eval {split}".strip())
     for start in range(0, n, chunk):
         part = batch.slice(start, start + chunk).to(device)
         for t, state in enumerate(iterate(model, task, part.inputs, part.positions, max_iters, halting), 1):
@@ -221,7 +221,7 @@ def check_budget(n: int, length: int, iterations: int) -> None:
 
 def evaluate(
     model: Looped, task: Task, splits: str | list[str] | None, max_iters: int, n: int = EVAL_N, seed: int = 0,
-    halting: Halting | None = None, progress: bool = False, correct_at: Sequence[int] = (),
+    halting: Halting | None = Halting(), progress: bool = False, correct_at: Sequence[int] = (),
 ) -> list[Curve]:
     """Accuracy and mean relative residual after every iteration ``1..max_iters`` on each split.
 
@@ -230,7 +230,7 @@ def evaluate(
         splits: split names, one name, or None for ``task.eval_splits``.
         max_iters: T, the iterations to run. n: examples per split (all of a split that holds fewer).
         seed: which evaluation set; never shared with training data.
-        halting: per-example stopping; None runs every example T steps.
+        halting: per-example stopping (default ``Halting()``, as ``looped eval``); None runs every example T steps.
         correct_at: iterations at which each ``Curve`` keeps every example's value of every metric.
     Returns: one ``Curve`` per split, in order.
     """
@@ -271,21 +271,21 @@ def training_depth(cfg: RunConfig) -> int:
 def evaluate_run(
     run: Path,
     splits: list[str] | None,
-    n: int,
-    max_iters: int | None,
+    n: int = EVAL_N,
+    max_iters: int | None = None,
     seed: int = 0,
     out: Path | None = None,
     device: str = "auto",
     progress: bool = True,
     compile: bool = False,
-    halting: Halting | None = None,
+    halting: Halting | None = Halting(),
     data: Path | None = None,
-) -> dict:
+) -> tuple[dict, list[Curve], Path]:
     """``looped eval``: ``evaluate`` on a run directory; writes ``eval.json`` and ``eval.png`` to ``out``
-    (default ``RUN/eval``) and prints a table on stderr.
+    (default ``RUN/eval``). ``max_iters`` default: ``EVAL_DEPTH_FACTOR`` times the training depth.
 
     ``data``: where the task's files are now, for a run whose data directory has moved.
-    Returns the eval JSON (the module docstring).
+    Returns the eval JSON (the module docstring), the curves and the folder written to.
     """
     run_dir = Run(run)
     model, task, cfg = run_dir.load(pick_device(device))
@@ -299,37 +299,46 @@ def evaluate_run(
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "eval.json", result)
     plot_curves(curves, out / "eval.png", title=f"{task.name}: {Path(run).name}")
-    print_table(curves)
-    return result
+    return result, curves, out
 
 
-def print_table(curves: list[Curve]) -> None:
-    print(f"{'split':>8} {'n':>6} {'best_it':>7} {'best_acc':>8} {'final_acc':>9} {'final_res':>9} {'mean_its':>8}",
-          file=sys.stderr)
+def table(curves: list[Curve]) -> list[str]:
+    """The eval table: per split, examples, best iteration and accuracy, final accuracy and residual, and
+    the mean iterations used."""
+    lines = [f"{'split':>8} {'n':>6} {'best_it':>7} {'best_acc':>8} {'final_acc':>9} {'final_res':>9} {'mean_its':>8}"]
     for c in curves:
         b = c.best_iteration
-        print(
-            f"{c.split:>8} {c.n:>6} {b:>7} {c.accuracy[b - 1]:>8.4f} {c.accuracy[-1]:>9.4f} {c.residual[-1]:>9.2e} "
-            f"{c.mean_iterations_used:>8.1f}",
-            file=sys.stderr,
-        )
+        lines.append(f"{c.split:>8} {c.n:>6} {b:>7} {c.accuracy[b - 1]:>8.4f} {c.accuracy[-1]:>9.4f} "
+                     f"{c.residual[-1]:>9.2e} {c.mean_iterations_used:>8.1f}")
+    return lines
+
+
+RISING_WINDOW = 0.1  # a curve still rises when its last tenth of iterations gained accuracy
+
+
+def still_rising(curve: Curve) -> bool:
+    """Whether the accuracy gained over the last ``RISING_WINDOW`` of the iterations (more might help)."""
+    T = len(curve.accuracy)
+    back = max(1, int(RISING_WINDOW * T))
+    return T > back and curve.accuracy[-1] > curve.accuracy[T - 1 - back]
 
 
 def plot_curves(curves: list[Curve], path: Path, title: str) -> None:
-    """Accuracy (top) and relative residual (bottom, log scale) against iterations, one line per split."""
+    """Accuracy (top) and relative residual (bottom, log scale) against iterations, one line per split; the
+    legend stands beside the plots, never on the curves."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_acc, ax_res) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
-    for c in curves:
+    fig, (ax_acc, ax_res) = plt.subplots(2, 1, figsize=(8.5, 6), sharex=True)
+    for i, c in enumerate(curves):
         its = range(1, len(c.accuracy) + 1)
-        ax_acc.plot(its, c.accuracy, label=c.split)
-        ax_res.plot(its, c.residual, label=c.split)
+        ax_acc.plot(its, c.accuracy, color=f"C{i % 10}", label=c.split)
+        ax_res.plot(its, c.residual, color=f"C{i % 10}")
     ax_acc.set_ylabel("exact-match accuracy")
     ax_acc.set_ylim(-0.02, 1.02)
-    ax_acc.legend(title="split")
+    ax_acc.legend(title="split", loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     ax_acc.set_title(title)
     ax_res.set_yscale("log")
     ax_res.set_ylabel(r"$\|h_t - h_{t-1}\| / \|h_t\|$")

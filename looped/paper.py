@@ -69,7 +69,7 @@ class PaperConfig:
     norm: str = setting("post", "paper: RMSNorm placement in each sub-layer; post is the paper's outer normalization",
                         choices=tuple(NORMS))
     residual: str = setting("add", "paper: the residual update, s + update or a GRU cell", choices=RESIDUALS)
-    attention: str = setting("full", "attention pattern (paper: full or neighbourhood)", choices=ATTENTIONS)
+    attention: str = setting("full", "paper: full or neighbourhood", choices=ATTENTIONS)
     kernel_size: int = setting(5, "paper: tokens a neighbourhood-attention window spans (odd)")
     sinks: int = setting(0, "paper: zero-initialised extra keys and values every token can attend to")
     board: tuple[int, ...] = setting((), "paper: the grid of the input (e.g. 9,9) for 2D rotary positions; "

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from . import runs
 from .config import pick_device
@@ -44,11 +45,16 @@ class Answer:
     iterations: int
 
 
+BATCH = 256  # inputs of one length solved together
+
+
 def solve(model: Looped, task: Task, inputs: list[str], max_iters: int | None = None,
-          halting: Halting | None = Halting()) -> list[Answer]:
-    """Parse every input first (one bad input fails before any work), then solve each in turn.
+          halting: Halting | None = Halting(), batch_size: int = BATCH, progress: bool = False) -> list[Answer]:
+    """Parse every input first (one bad input fails before any work), then solve them in batches of equal
+    length, each input leaving its batch once it halts.
 
     max_iters: per input; default ``max(64, 4 x its length)``. halting: None runs ``max_iters``.
+    batch_size: inputs solved together. progress: a bar over the inputs. Returns answers in input order.
     """
     encoded = []
     for i, text in enumerate(inputs, 1):
@@ -56,17 +62,25 @@ def solve(model: Looped, task: Task, inputs: list[str], max_iters: int | None = 
             encoded.append(task.parse(text))
         except InputError as e:
             raise InputError(f"line {i}: {e}" if len(inputs) > 1 else str(e)) from None
-    answers = []
-    for text, tokens in zip(inputs, encoded):
-        length = tokens.shape[0]
-        iters = max(SOLVE_MIN_ITERS, SOLVE_ITERS_PER_TOKEN * length) if max_iters is None else max_iters
-        if iters < 1:
-            raise InputError(f"max_iters must be positive, got {iters}")
-        check_budget(1, length, iters)
-        sol = solve_inputs(model, task, tokens[None], task.positions(length), iters, halting)
-        logits = sol.logits[0]
-        answers.append(Answer(text, task.decode(text, tokens, logits), task.describe(text, tokens, logits),
-                              int(sol.iterations[0])))
+    if max_iters is not None and max_iters < 1:
+        raise InputError(f"max_iters must be positive, got {max_iters}", cli=f"--max-iters must be positive, got {max_iters}")
+    by_length: dict[int, list[int]] = {}
+    for i, tokens in enumerate(encoded):
+        by_length.setdefault(tokens.shape[0], []).append(i)
+    answers: list[Answer | None] = [None] * len(inputs)
+    with tqdm(total=len(inputs), disable=not progress, unit=" inputs", desc="solve") as bar:
+        for length, members in by_length.items():
+            iters = max(SOLVE_MIN_ITERS, SOLVE_ITERS_PER_TOKEN * length) if max_iters is None else max_iters
+            check_budget(1, length, iters)
+            for start in range(0, len(members), batch_size):
+                chunk = members[start : start + batch_size]
+                sol = solve_inputs(model, task, torch.stack([encoded[i] for i in chunk]), task.positions(length), iters,
+                                   halting)
+                for j, i in enumerate(chunk):
+                    logits = sol.logits[j]
+                    answers[i] = Answer(inputs[i], task.decode(inputs[i], encoded[i], logits),
+                                        task.describe(inputs[i], encoded[i], logits), int(sol.iterations[j]))
+                bar.update(len(chunk))
     return answers
 
 
@@ -86,6 +100,6 @@ def solve_command(
     if task.name != name:
         raise runs.RunError(f"{model_dir} holds a {task.name} model, not {name}")
     out = []
-    for a in solve(model, task, lines, max_iters, halting):
+    for a in solve(model, task, lines, max_iters, halting, progress=len(lines) > 1):
         out.extend(a.lines + [f"# iterations: {a.iterations}"] if verbose else [a.answer])
     return out

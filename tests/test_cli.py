@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from looped.tasks.prefix_sums import prefix_parity
 from looped import runs
@@ -349,3 +350,94 @@ def test_a_flag_of_another_architecture_is_refused(tmp_path):
     proc = looped("train", "--arch", "dtnet", "--recall", "none", "--steps", "1", "--out", tmp_path / "r")
     assert_user_error(proc)
     assert "--recall does not apply to --arch dtnet" in proc.stderr and not (tmp_path / "r").exists()
+
+
+# -- what a new user meets (streams, messages, defaults) ------------------------------------------------------
+
+def test_results_go_to_stdout_and_progress_and_logs_to_stderr(run_dir, tmp_path):
+    proc = looped("eval", run_dir, "--split", "8", "--n", "10", "--max-iters", "3", "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0].split()[:3] == ["split", "n", "best_it"]  # the table, on stdout
+    assert f"eval written to {tmp_path}" in proc.stderr and "best_it" not in proc.stderr
+    proc = looped("eval", run_dir, "--split", "8", "--n", "10", "--max-iters", "3", "--json", "--out", tmp_path)
+    assert json.loads(proc.stdout)["results"][0]["n"] == 10  # nothing but the JSON on stdout
+    assert "Warning" not in proc.stderr and "warn(" not in proc.stderr
+
+
+def test_eval_warns_once_per_split_when_accuracy_still_rises_at_the_cap(tmp_path):
+    from looped.evaluation import Curve, still_rising
+
+    rising = Curve("512", [0.1 * t for t in range(1, 11)], [0.0] * 10, torch.zeros(3))
+    flat = Curve("32", [0.5] * 10, [0.0] * 10, torch.zeros(3))
+    assert still_rising(rising) and not still_rising(flat)
+    shipped = runs.shipped_model("prefix-sums")
+    proc = looped("eval", shipped, "--split", "64,128", "--n", "20", "--max-iters", "24", "--out", tmp_path)
+    warnings = [ln for ln in proc.stderr.splitlines() if "still rising" in ln]
+    assert proc.returncode == 0 and len(warnings) == 1 and "split 64" in warnings[0] and "--max-iters 24" in warnings[0]
+
+
+def test_an_existing_run_is_refused_in_the_words_of_each_interface(run_dir):
+    import looped as api
+
+    proc = looped("train", "--out", run_dir, "--steps", "2", "--quiet")
+    assert_user_error(proc)
+    assert "--resume" in proc.stderr and "--out" in proc.stderr
+    with pytest.raises(runs.RunError, match=r"looped\.resume") as err:
+        api.train("prefix-sums", run_dir, api.TrainConfig(steps=2), progress=False)
+    assert "--resume" not in str(err.value)
+
+
+def test_a_moved_data_folder_names_the_data_flag(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, n in (("train", 4), ("long", 8)):
+        rows = [json.dumps({"input": "01" * (n // 2), "target": "10" * (n // 2)}) for _ in range(6)]
+        (data / f"{name}.jsonl").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "run"
+    assert looped("train", "--task", "sequences", "--data", data, "--steps", "2", "--d-model", "8", "--heads", "2",
+                  "--train-iters", "2", "--batch-size", "4", "--out", out, "--quiet").returncode == 0
+    shutil.move(data, tmp_path / "moved")
+    proc = looped("eval", out, "--split", "long", "--max-iters", "2", "--quiet")
+    assert_user_error(proc)
+    assert "long.jsonl is missing" in proc.stderr and "--data DIR" in proc.stderr
+    assert looped("eval", out, "--split", "long", "--max-iters", "2", "--quiet", "--data",
+                  tmp_path / "moved").returncode == 0
+
+
+def test_a_byte_order_mark_and_crlf_line_ends_are_read_as_text(run_dir, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    rows = "\r\n".join(json.dumps({"input": "0110", "target": "0100"}) for _ in range(5))
+    (data / "train.jsonl").write_bytes(b"\xef\xbb\xbf" + rows.encode() + b"\r\n")
+    from looped.tasks import get_task
+
+    task = get_task("sequences", data)
+    assert task.vocab_size == 2 and task.split("train").difficulty == 4
+    inputs = tmp_path / "inputs.txt"
+    inputs.write_bytes(b"\xef\xbb\xbf0110\r\n1011\r\n")
+    proc = looped("solve", "prefix-sums", "--file", inputs, "--model", run_dir, "--max-iters", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert [len(ln) for ln in proc.stdout.split()] == [4, 4]
+
+
+def test_help_shows_each_default_as_it_applies_to_the_task():
+    out = looped("train", "--task", "sequences", "--help").stdout
+    causal = out[out.index("--causal, --no-causal"):].split("--position-sizes")[0]
+    assert "(default: off)" in " ".join(causal.split())
+    out = looped("train", "--task", "prefix-sums", "--help").stdout
+    causal = out[out.index("--causal, --no-causal"):].split("--position-sizes")[0]
+    assert "(default: on)" in " ".join(causal.split())
+    assert "(default: 1000)" in " ".join(looped("eval", "--help").stdout.split())
+
+
+def test_batched_solving_gives_the_answers_and_iterations_of_one_at_a_time():
+    from looped import solve
+
+    model, task, _ = runs.load_model(runs.shipped_model("sudoku"))
+    from looped.tasks.sudoku.task import puzzle_set
+
+    texts = ["".join(map(str, p)) for tier in ("easy", "hardest", "search") for p in puzzle_set(tier, 8, seed=5)["puzzles"]]
+    together = solve(model, task, texts, batch_size=16)
+    alone = [solve(model, task, [t])[0] for t in texts]
+    assert [(a.answer, a.iterations) for a in together] == [(a.answer, a.iterations) for a in alone]
+    assert len({a.iterations for a in alone}) > 3  # inputs halt at different steps

@@ -92,13 +92,18 @@ def test_resume_finds_the_task_class_again(cli_run, tmp_path, capsys):
     assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 42
 
 
-def test_the_cli_and_the_python_api_give_the_same_curve(cli_run, tmp_path):
-    proc = looped_cli("eval", cli_run, "--split", "8,16", "--n", "50", "--max-iters", "3", "--halting", "off",
-                      "--json", "--quiet", "--out", tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    by_cli = [[r["accuracy_by_iteration"][str(t)] for t in (1, 2, 3)] for r in json.loads(proc.stdout)["results"]]
+def test_the_cli_and_the_python_api_give_the_same_curve_by_default_and_with_halting_off(cli_run, tmp_path):
     model, task, _ = looped.load(cli_run)
-    assert [c.accuracy for c in looped.evaluate(model, task, ["8", "16"], max_iters=3, n=50)] == by_cli
+    for off in (False, True):
+        flags = ["--halting", "off"] if off else []
+        proc = looped_cli("eval", cli_run, "--split", "8,16", "--max-iters", "3", *flags, "--json", "--quiet",
+                          "--out", tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout)
+        by_cli = [[r["accuracy_by_iteration"][str(t)] for t in (1, 2, 3)] for r in out["results"]]
+        kwargs = {"halting": None} if off else {}
+        curves = looped.evaluate(model, task, ["8", "16"], max_iters=3, **kwargs)  # the same defaults: n, halting
+        assert [c.accuracy for c in curves] == by_cli and out["results"][0]["n"] == looped.evaluation.EVAL_N
 
 
 def test_a_task_class_trains_evaluates_solves_and_analyzes_through_the_api(tmp_path):

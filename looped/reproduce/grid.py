@@ -155,7 +155,7 @@ def evaluation(path: Path, spec: RunSpec) -> tuple[dict, dict]:
     run = Run(path)
     model, task, _ = run.load(pick_device("auto"))
     T, splits = spec.eval_iters, list(plan.easy + plan.hard)
-    full = evaluate(model, task, splits, T, n=plan.n_eval, correct_at=(plan.train_iters, T))
+    full = evaluate(model, task, splits, T, n=plan.n_eval, halting=None, correct_at=(plan.train_iters, T))
     halted = evaluate(model, task, splits, T, n=plan.n_eval, halting=Halting())
     return eval_result(task, run.path, full, T, 0, None), eval_result(task, run.path, halted, T, 0, Halting())
 

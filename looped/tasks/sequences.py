@@ -123,7 +123,10 @@ class Sequences(Task):
         if name not in self._loaded:
             path = self.data / f"{name}.jsonl"
             if not path.is_file():
-                raise InputError(f"data file {path} is missing")
+                raise InputError(f"data file {path} is missing; if the data folder moved, give its new place "
+                                 f"(looped.evaluate on Sequences.moved_to(folder))",
+                                 cli=f"data file {path} is missing; if the data folder moved, give its new place "
+                                     f"with --data DIR")
             kind, rows = read_rows(path)
             self._loaded[name] = self._encode(path, kind, rows)
         return self._loaded[name]
@@ -151,7 +154,7 @@ _kinds = {"str": "strings", "int": "lists of ints"}
 def read_rows(path: Path) -> tuple[str, list[tuple[int, list, list]]]:
     """(kind, [(line number, input tokens, target tokens)]) of one JSONL file; ``InputError`` naming file and line."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark is not part of the first line
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a UTF-8 text file") from None
     rows, kind, length = [], None, None
