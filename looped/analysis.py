@@ -164,6 +164,7 @@ def analyze(model: Looped, task: Task, split: str | None = None, n: int = N_EXAM
         "input_dependence": {
             "sensitivity_median": _finite_or_none(_median(numbers["sensitivity"])),
             "autonomy_max_change": _finite_or_none(moved),
+            "autonomy_periods_differ": moved == math.inf,
             "autonomy_input_dependent": bool(moved > AGREE),
             "distinct_attractors": distinct,
             "settled": int(settled.sum()),
@@ -211,14 +212,18 @@ def measure_on_attractor(F, att, x, seed: int, dense_limit: int) -> dict:
 
 
 def _moved(F, auto, x) -> float:
-    """The largest relative distance between the first input's attractor and another input's, all from the
-    same ``h_0``; inf when they settle into attractors of different periods or do not all settle."""
-    if not bool(auto.settled.all()):
+    """From the same ``h_0`` for every input: the largest relative distance between the first settled input's
+    attractor and another settled input's (nearest cycle point); inf when settled inputs reach attractors of
+    different periods; NaN when fewer than two settle."""
+    settled = torch.nonzero(auto.settled).flatten()
+    if len(settled) < 2:
+        return math.nan
+    if len(set(auto.period[settled].tolist())) > 1:
         return math.inf
-    if len(set(auto.period.tolist())) > 1:
-        return math.inf
-    first = auto.h[:1].expand_as(auto.h)
-    return float(stability.cycle_distance(F, auto.h, first, auto.period, x[:1].expand_as(x)).max())
+    dev = settled.to(auto.h.device)
+    h = auto.h[dev]
+    first = h[:1].expand_as(h)
+    return float(stability.cycle_distance(F, h, first, auto.period[settled], x[dev][:1].expand_as(x[dev])).max())
 
 
 def count_attractors(F, att, x) -> int:
@@ -281,7 +286,7 @@ def verdict_lines(r: dict) -> list[str]:
         f"or a cycle with a constant prediction (need {REACH_FRACTION:.0%}); median multiplier of F^period there "
         f"{_fmt(a['multiplier_median'])} (need < 1)",
         f"input-dependent? {yes(v['input_dependent'])}: the attractor moves with x at fixed h0: "
-        f"{yes(i['autonomy_input_dependent'])} (max change {_fmt(i['autonomy_max_change'])}, need > {AGREE:g}); "
+        f"{yes(i['autonomy_input_dependent'])} ({_change(i)}, need > {AGREE:g}); "
         f"median sensitivity {_fmt(i['sensitivity_median'])} (need > {MIN_SENSITIVITY:g}); {i['distinct_attractors']} "
         f"distinct attractors for {i['settled']} settled inputs (need >= {DISTINCT_FRACTION:.0%})",
         f"smooth and backprop-stable? {yes(v['smooth_and_backprop_stable'])}: median Lipschitz "
@@ -289,6 +294,12 @@ def verdict_lines(r: dict) -> list[str]:
         f"(need < {MAX_COND:g}); backward solve converges for {_pct(g['backward_converged_fraction'])} "
         f"(need {REACH_FRACTION:.0%})",
     ]
+
+
+def _change(i: dict) -> str:
+    if i["autonomy_periods_differ"]:
+        return "inputs settle into attractors of different periods"
+    return f"max change {_fmt(i['autonomy_max_change'])}"
 
 
 def _fmt(v: float | None) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from . import analysis, stability
 from .config import ARCHITECTURES, DEFAULT_ARCH, LoopedError, TrainConfig
 from .presets import PRESETS, preset
+from .breadth import SELECT, VARY, WEIGHTS, Breadth
 from .evaluation import EVAL_N, Halting
 from .runs import Run
 from .tasks import TASKS, InputError, task_class
@@ -84,6 +85,7 @@ def build_parser(argv: list[str] | None = None) -> Parser:
     e.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     e.add_argument("--compile", action="store_true", help="torch.compile the loop step (faster long evals)")
     add_halting(e, "off: every example runs --max-iters (accuracy at each fixed iteration)")
+    add_breadth(e)
     e.add_argument("--device", default="auto")
     e.add_argument("--quiet", action="store_true")
 
@@ -124,6 +126,7 @@ def build_parser(argv: list[str] | None = None) -> Parser:
     s.add_argument("--model", type=Path, default=None, help="run directory (default: the model shipped for TASK)")
     s.add_argument("--max-iters", type=int, default=None, help="default: 4 x length, at least 64")
     add_halting(s, "off: run --max-iters")
+    add_breadth(s)
     s.add_argument("--device", default="auto")
     return p
 
@@ -249,6 +252,24 @@ def add_halting(p: argparse.ArgumentParser, off: str) -> None:
                    help="or once the prediction is unchanged this many steps")
 
 
+def add_breadth(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("test-time compute in breadth")
+    g.add_argument("--breadth", type=int, default=1, metavar="K",
+                   help="trajectories per input, run as one batch (default: %(default)s)")
+    g.add_argument("--select", choices=SELECT, default="verify",
+                   help="verify: a trajectory the task's checker accepts (sudoku: a valid grid keeping the givens), "
+                        "else a vote; vote: the answer most trajectories give (default: %(default)s)")
+    g.add_argument("--vary", choices=VARY, default="views",
+                   help="views: the task's symmetries (sudoku: digits, bands, stacks, rows, columns, transpose); "
+                        "restarts: noise on the initial state (default: %(default)s)")
+    g.add_argument("--vote-weight", choices=WEIGHTS, default="equal",
+                   help="how votes count: equally, by confidence, or by final residual (default: %(default)s)")
+
+
+def breadth_of(args: argparse.Namespace) -> Breadth:
+    return Breadth(k=args.breadth, vary=args.vary, select=args.select, weight=args.vote_weight)
+
+
 def halting_of(args: argparse.Namespace) -> Halting | None:
     halting = Halting(tol=args.tol, patience=args.patience)  # validates both even when off
     return halting if args.halting == "on" else None
@@ -312,7 +333,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result, curves, out = evaluate_run(
         args.run, splits=args.split, n=args.n, max_iters=args.max_iters, seed=args.seed,
         out=args.out, device=args.device, progress=not args.quiet, compile=args.compile, halting=halting_of(args),
-        data=args.data,
+        data=args.data, breadth=breadth_of(args),
     )
     print(json.dumps(result) if args.json else "\n".join(table(curves)))
     for c in curves:
@@ -355,7 +376,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     else:
         lines = [args.input]
     halting = halting_of(args)
-    for line in solve_command(args.task, lines, args.model, args.max_iters, halting, args.device, args.file is None):
+    for line in solve_command(args.task, lines, args.model, args.max_iters, halting, args.device, args.file is None,
+                              breadth_of(args)):
         print(line)
     return 0
 

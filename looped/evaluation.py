@@ -6,6 +6,7 @@ what ``looped reproduce`` writes per run. One schema for every task::
 
     {"task": "prefix-sums", "run": "runs/a", "max_iters": T, "seed": 0,
      "halting": null,                     # or {"tol": 0.001, "patience": 10}
+     "breadth": {"k": 8, ...},            # only with several trajectories per example (looped.breadth)
      "results": [                         # one entry per split, in the order asked
        {"split": "512",                   # the split's name, as --split takes it
         "n": 1000,                        # examples scored
@@ -13,7 +14,7 @@ what ``looped reproduce`` writes per run. One schema for every task::
         "residual_by_iteration": {"1": 0.8, ..., "T": 1e-4},  # mean ||h_t - h_{t-1}|| / ||h_t||
         "best_iteration": 90, "best_accuracy": 0.995,         # the first iteration of the best accuracy
         "final_accuracy": 0.99, "final_residual": 1e-4,       # at iteration T
-        "mean_iterations_used": 31.5,     # per example; T without halting
+        "mean_iterations_used": 31.5,     # model steps per example (summed over its trajectories); T without halting
         "<metric>_by_iteration": {...}, "best_<metric>": 0.9,  # the task's other metrics, at best_iteration
         "correct_by_iteration": {"T": "0110..."},     # only if asked: each example's exact match, in order,
         "<metric>_correct_by_iteration": {...}}]}     # and each of the task's other metrics (0s and 1s, or numbers)
@@ -24,7 +25,7 @@ With halting, an example that halts keeps its last prediction and residual at la
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +34,8 @@ from tqdm import tqdm
 
 from .config import LoopedError, TrainConfig, field_default, pick_device
 from .io import atomic_write, write_json
-from . import iteration
+from .breadth import Breadth, iterate_breadth
+from .halting import Halting, LoopState, iterate  # noqa: F401 (LoopState, iterate: importable from here too)
 from .model import Looped
 from .runs import Run, RunConfig
 from .tasks import Batch, InputError, Task
@@ -45,58 +47,6 @@ EVAL_N = 1000  # examples per split, by default
 
 class LimitError(LoopedError):
     """A request would take more memory or time than the configured limit."""
-
-
-@dataclass(frozen=True)
-class Halting:
-    """When a sample stops iterating: its relative residual falls below ``tol``, or its prediction
-    has not changed for ``patience`` steps. Halted samples leave the batch, so they stop costing
-    compute; the batch is compacted once a quarter of it has halted (few distinct shapes)."""
-
-    tol: float = 1e-3
-    patience: int = 10
-
-    def __post_init__(self) -> None:
-        if not self.tol > 0:
-            raise InputError(f"halting tolerance must be positive, got {self.tol}")
-        if self.patience < 1:
-            raise InputError(f"halting patience must be a positive integer, got {self.patience}")
-
-
-@dataclass
-class LoopState:
-    """What ``iterate`` exposes after each step. logits (B, L, C) and residual (B,) hold each sample's
-    latest values, frozen once it halts; used (B,) the iterations each used so far."""
-
-    logits: torch.Tensor
-    residual: torch.Tensor
-    used: torch.Tensor
-    live: int  # samples still iterating
-
-
-@torch.no_grad()
-def iterate(model: Looped, task: Task, tokens: torch.Tensor, positions: torch.Tensor | None,
-            max_iters: int, halting: Halting | None = None) -> Iterator[LoopState]:
-    """Run the loop on ``tokens`` (B, L) for up to ``max_iters`` steps, yielding a ``LoopState`` after each."""
-    x = model.embed_input(tokens, positions)
-    h = model.initial_state(x)
-    B, dev = tokens.shape[0], tokens.device
-    state = LoopState(model.readout(h), torch.zeros(B, device=dev), torch.zeros(B, dtype=torch.long, device=dev), B)
-    last = task.predict(tokens, state.logits)
-    unchanged = torch.zeros(B, dtype=torch.long, device=dev)
-    for step in iteration.iterate(model.step, h, x, max_iters):
-        ids, r = step.rows[step.live], step.residual[step.live]
-        logits = model.readout(step.h[step.live])
-        state.logits[ids], state.residual[ids] = logits, r.to(state.residual.dtype)
-        state.used[ids] += 1
-        if halting is not None:
-            pred = task.predict(tokens[ids], logits)
-            unchanged[ids] = torch.where((pred == last[ids]).flatten(1).all(1), unchanged[ids] + 1, 0)
-            last[ids] = pred
-            step.done = step.live.clone()
-            step.done[step.live] = (r < halting.tol) | (unchanged[ids] >= halting.patience)
-        state.live -= 0 if step.done is None else int(step.done.sum())
-        yield state
 
 
 @dataclass(eq=False)
@@ -167,12 +117,14 @@ def per_example_json(values: torch.Tensor) -> str | list[float]:
 @torch.no_grad()
 def accuracy_curve(
     model: Looped, task: Task, batch: Batch, max_iters: int, chunk: int = 500, progress: bool = False,
-    halting: Halting | None = None, correct_at: Sequence[int] = (), split: str = "",
+    halting: Halting | None = None, correct_at: Sequence[int] = (), split: str = "", breadth: Breadth | None = None,
 ) -> Curve:
     """The ``Curve`` of one batch: the task's metrics and the mean relative residual after every iteration.
 
     Args: batch with inputs (N, L); max_iters T; halting: per-example stopping (None: all run T steps);
-    correct_at: iterations at which to keep each example's value of every metric; split: the Curve's name.
+    correct_at: iterations at which to keep each example's value of every metric; split: the Curve's name;
+    breadth: several trajectories per example and the answer chosen among them after each iteration
+    (``iterations`` then counts the model steps of all of an example's trajectories).
     A halted example keeps its last prediction and residual. Examples are processed in chunks.
     """
     if any(not 1 <= t <= max_iters for t in correct_at):
@@ -186,7 +138,9 @@ def accuracy_curve(
                desc=f"eval {split}".strip())
     for start in range(0, n, chunk):
         part = batch.slice(start, start + chunk).to(device)
-        for t, state in enumerate(iterate(model, task, part.inputs, part.positions, max_iters, halting), 1):
+        loop = iterate(model, task, part.inputs, part.positions, max_iters, halting) if breadth is None else \
+            iterate_breadth(model, task, part.inputs, part.positions, max_iters, halting, breadth)
+        for t, state in enumerate(loop, 1):
             scores = task.metrics(part.inputs, state.logits, part.targets)
             values = {k: v.double().sum().cpu() for k, v in scores.items()}
             r = state.residual.double().sum().cpu()
@@ -222,6 +176,7 @@ def check_budget(n: int, length: int, iterations: int) -> None:
 def evaluate(
     model: Looped, task: Task, splits: str | list[str] | None, max_iters: int, n: int = EVAL_N, seed: int = 0,
     halting: Halting | None = Halting(), progress: bool = False, correct_at: Sequence[int] = (),
+    breadth: int | Breadth = 1, select: str = "verify",
 ) -> list[Curve]:
     """Accuracy and mean relative residual after every iteration ``1..max_iters`` on each split.
 
@@ -232,8 +187,12 @@ def evaluate(
         seed: which evaluation set; never shared with training data.
         halting: per-example stopping (default ``Halting()``, as ``looped eval``); None runs every example T steps.
         correct_at: iterations at which each ``Curve`` keeps every example's value of every metric.
+        breadth, select: trajectories per example and how one answer is chosen (``looped.breadth``; a
+            ``Breadth`` sets every option); ``iterations`` then counts the steps of all of an example's trajectories.
     Returns: one ``Curve`` per split, in order.
     """
+    breadth = breadth if isinstance(breadth, Breadth) else Breadth(k=breadth, select=select)
+    breadth = None if breadth.k == 1 else breadth
     if n < 1:
         raise InputError(f"n (examples per split) must be positive, got {n}")
     if max_iters < 1:
@@ -241,14 +200,14 @@ def evaluate(
     names = task.eval_splits if splits is None else [splits] if isinstance(splits, str) else splits
     parsed = [task.split(s) for s in names]
     for split in parsed:
-        check_budget(n, task.input_length(split), max_iters)
+        check_budget(n * (1 if breadth is None else breadth.k), task.input_length(split), max_iters)
     return [accuracy_curve(model, task, task.generate(split, n, seed=EVAL_SEED_BASE + seed), max_iters,
-                           progress=progress, halting=halting, correct_at=correct_at, split=split.name)
+                           progress=progress, halting=halting, correct_at=correct_at, split=split.name, breadth=breadth)
             for split in parsed]
 
 
 def eval_result(task: Task, run: Path | str, curves: list[Curve], max_iters: int, seed: int,
-                halting: Halting | None) -> dict:
+                halting: Halting | None, breadth: Breadth | None = None) -> dict:
     """The eval JSON of ``curves`` (the module docstring)."""
     return {
         "task": task.name,
@@ -256,6 +215,7 @@ def eval_result(task: Task, run: Path | str, curves: list[Curve], max_iters: int
         "max_iters": max_iters,
         "seed": seed,
         "halting": None if halting is None else {"tol": halting.tol, "patience": halting.patience},
+        **({} if breadth is None or breadth.k == 1 else {"breadth": breadth.describe()}),
         "results": [c.as_dict() for c in curves],
     }
 
@@ -280,6 +240,7 @@ def evaluate_run(
     compile: bool = False,
     halting: Halting | None = Halting(),
     data: Path | None = None,
+    breadth: Breadth = Breadth(),
 ) -> tuple[dict, list[Curve], Path]:
     """``looped eval``: ``evaluate`` on a run directory; writes ``eval.json`` and ``eval.png`` to ``out``
     (default ``RUN/eval``). ``max_iters`` default: ``EVAL_DEPTH_FACTOR`` times the training depth.
@@ -293,8 +254,8 @@ def evaluate_run(
     if compile:
         model.compile_step()
     max_iters = EVAL_DEPTH_FACTOR * training_depth(cfg) if max_iters is None else max_iters
-    curves = evaluate(model, task, splits, max_iters, n=n, seed=seed, halting=halting, progress=progress)
-    result = eval_result(task, run, curves, max_iters, seed, halting)
+    curves = evaluate(model, task, splits, max_iters, n=n, seed=seed, halting=halting, progress=progress, breadth=breadth)
+    result = eval_result(task, run, curves, max_iters, seed, halting, breadth)
     out = run_dir.folder("eval") if out is None else Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "eval.json", result)

@@ -10,7 +10,9 @@ from tqdm import tqdm
 
 from . import runs
 from .config import pick_device
-from .evaluation import Halting, check_budget, iterate
+from .breadth import Breadth, iterate_breadth
+from .evaluation import check_budget
+from .halting import Halting, iterate
 from .model import Looped
 from .tasks import InputError, Task, task_class
 
@@ -26,11 +28,15 @@ class Solution:
 
 
 def solve_inputs(model: Looped, task: Task, tokens: torch.Tensor, positions: torch.Tensor | None,
-                 max_iters: int, halting: Halting | None) -> Solution:
-    """Iterate each input until it halts (or for ``max_iters``). Args: tokens (B, L)."""
+                 max_iters: int, halting: Halting | None, breadth: Breadth | None = None) -> Solution:
+    """Iterate each input until it halts (or for ``max_iters``); with ``breadth``, several trajectories per
+    input and the chosen one's readout (``iterations`` then sums their steps). Args: tokens (B, L)."""
     device = next(model.parameters()).device
     positions = None if positions is None else positions.to(device)
-    for state in iterate(model, task, tokens.to(device), positions, max_iters, halting):
+    tokens = tokens.to(device)
+    loop = iterate(model, task, tokens, positions, max_iters, halting) if breadth is None else \
+        iterate_breadth(model, task, tokens, positions, max_iters, halting, breadth)
+    for state in loop:
         pass
     return Solution(logits=state.logits.cpu(), iterations=state.used.cpu())
 
@@ -49,13 +55,17 @@ BATCH = 256  # inputs of one length solved together
 
 
 def solve(model: Looped, task: Task, inputs: list[str], max_iters: int | None = None,
-          halting: Halting | None = Halting(), batch_size: int = BATCH, progress: bool = False) -> list[Answer]:
+          halting: Halting | None = Halting(), batch_size: int = BATCH, progress: bool = False,
+          breadth: int | Breadth = 1, select: str = "verify") -> list[Answer]:
     """Parse every input first (one bad input fails before any work), then solve them in batches of equal
     length, each input leaving its batch once it halts.
 
-    max_iters: per input; default ``max(64, 4 x its length)``. halting: None runs ``max_iters``.
-    batch_size: inputs solved together. progress: a bar over the inputs. Returns answers in input order.
+    max_iters: per input (per trajectory); default ``max(64, 4 x its length)``. halting: None runs ``max_iters``.
+    batch_size: inputs solved together. progress: a bar over the inputs. breadth, select: trajectories per
+    input and how one answer is chosen (``looped.breadth``; a ``Breadth`` sets every option).
+    Returns answers in input order; ``iterations`` counts the model steps of all of an input's trajectories.
     """
+    breadth = breadth if isinstance(breadth, Breadth) else Breadth(k=breadth, select=select)
     encoded = []
     for i, text in enumerate(inputs, 1):
         try:
@@ -71,11 +81,11 @@ def solve(model: Looped, task: Task, inputs: list[str], max_iters: int | None = 
     with tqdm(total=len(inputs), disable=not progress, unit=" inputs", desc="solve") as bar:
         for length, members in by_length.items():
             iters = max(SOLVE_MIN_ITERS, SOLVE_ITERS_PER_TOKEN * length) if max_iters is None else max_iters
-            check_budget(1, length, iters)
+            check_budget(breadth.k, length, iters)
             for start in range(0, len(members), batch_size):
                 chunk = members[start : start + batch_size]
                 sol = solve_inputs(model, task, torch.stack([encoded[i] for i in chunk]), task.positions(length), iters,
-                                   halting)
+                                   halting, None if breadth.k == 1 else breadth)
                 for j, i in enumerate(chunk):
                     logits = sol.logits[j]
                     answers[i] = Answer(inputs[i], task.decode(inputs[i], encoded[i], logits),
@@ -86,7 +96,7 @@ def solve(model: Looped, task: Task, inputs: list[str], max_iters: int | None = 
 
 def solve_command(
     task_spec: str, lines: list[str], model_dir: Path | None, max_iters: int | None, halting: Halting | None,
-    device: str, verbose: bool,
+    device: str, verbose: bool, breadth: Breadth = Breadth(),
 ) -> list[str]:
     """``looped solve``: the answers of the model in ``model_dir`` (default: the shipped one) to ``lines``.
 
@@ -100,6 +110,6 @@ def solve_command(
     if task.name != name:
         raise runs.RunError(f"{model_dir} holds a {task.name} model, not {name}")
     out = []
-    for a in solve(model, task, lines, max_iters, halting, progress=len(lines) > 1):
+    for a in solve(model, task, lines, max_iters, halting, progress=len(lines) > 1, breadth=breadth):
         out.extend(a.lines + [f"# iterations: {a.iterations}"] if verbose else [a.answer])
     return out

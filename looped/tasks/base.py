@@ -195,6 +195,19 @@ class Task(ABC):
         """The same task reading its files from ``path`` (a data directory that moved since training)."""
         raise InputError(f"task {self.name} generates its own data and reads no files; drop --data")
 
+    def view(self, inputs: torch.Tensor, index: int, seed: int):
+        """The ``index``-th view of each input under a validity-preserving symmetry (index 0: the input
+        itself), for test-time compute in breadth. Returns (view inputs (N, L), ``back``: a function mapping
+        a view's logits (N, L, C) to the inputs' frame), or None when the task has no such view (the default).
+        """
+        return None
+
+    def verify(self, inputs: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor | None:
+        """(N,) bool: whether each predicted answer is right, by a checker that needs no target (a sudoku that
+        is valid and keeps the givens); None when the task has no checker (the default).
+        Args: inputs, prediction (N, L) as ``predict`` gives it."""
+        return None
+
     def for_paper(self) -> "Task":
         """This task encoded as the paper's code encodes it (its input planes, square order and classes), for
         models imported from that code (``looped import-paper``); by default the task itself."""

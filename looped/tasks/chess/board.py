@@ -188,3 +188,60 @@ def board_from_fen(text: str):
     if outcome is not None:
         raise InputError(f"the game is over in {fen!r}: {outcome.termination.name.lower().replace('_', ' ')}")
     return board
+
+
+ENGINES = ("stockfish", "/usr/games/stockfish")  # where the mate checker looks for the engine
+CHECK_DEPTH = 20  # the engine's search depth for a mate score (ample for mates in at most 5)
+_CHECKED: dict[tuple[bytes, tuple[int, int]], bool] = {}  # (tokens, move) -> fastest mate or not
+
+
+def engine_path() -> str | None:
+    import shutil
+
+    return next((found for name in ENGINES if (found := shutil.which(name))), None)
+
+
+def _attacker_mate(engine, board, attacker) -> int | None:
+    """Moves ``attacker`` needs to force mate, by the engine; None when it finds none."""
+    import chess.engine
+
+    mate = engine.analyse(board, chess.engine.Limit(depth=CHECK_DEPTH))["score"].pov(attacker).mate()
+    return mate if mate is not None and mate > 0 else None
+
+
+def fastest_mate(engine, tokens: bytes, move: tuple[int, int]) -> bool:
+    """Whether ``move`` (from, to) is legal and starts the position's fastest forced mate: the position mates
+    in m and, after the move, in m - 1 (or the move mates). Args: tokens (64,) as int64 bytes."""
+    import chess
+
+    board = decode_board(np.frombuffer(tokens, dtype=np.int64))
+    candidate = chess.Move(*move)
+    if board.piece_type_at(move[0]) == chess.PAWN and chess.square_rank(move[1]) == 7:
+        candidate.promotion = chess.QUEEN
+    if candidate not in board.legal_moves:
+        return False
+    m = _attacker_mate(engine, board, chess.WHITE)
+    if m is None:
+        return False
+    board.push(candidate)
+    if board.is_checkmate():
+        return m == 1
+    return _attacker_mate(engine, board, chess.WHITE) == m - 1
+
+
+def verify_moves(inputs: torch.Tensor, moves: torch.Tensor) -> torch.Tensor | None:
+    """(N,) bool: each (from, to) move starts its position's fastest forced mate, by Stockfish through
+    python-chess (a sound check: a move it accepts mates fastest); None where no engine is installed.
+    Args: inputs (N, 64) tokens of white-to-move positions; moves (N, 2)."""
+    path = engine_path()
+    if path is None:
+        return None
+    import chess.engine
+
+    keys = [(row.tobytes(), tuple(int(s) for s in mv)) for row, mv in zip(inputs.cpu().numpy(), moves.cpu())]
+    todo = [k for k in dict.fromkeys(keys) if k not in _CHECKED]
+    if todo:
+        with chess.engine.SimpleEngine.popen_uci(path) as engine:
+            for key in todo:
+                _CHECKED[key] = fastest_mate(engine, *key)
+    return torch.tensor([_CHECKED[k] for k in keys])

@@ -33,7 +33,7 @@ import torch
 
 from ..base import Batch, InputError, ModelSettings, PaperRecipe, Split, Task
 from .board import (FLIP_FILES, LINES, RANKS_FILES, LegalTable, best_legal, board_from_fen, encode_board, encode_rows,
-                    move_squares, square_scores, targets_for)
+                    move_squares, square_scores, targets_for, verify_moves)
 from .data import MAX_MATE, read_lichess, read_shards
 from .paper import best_legal_paper, encode_paper, frame, index
 
@@ -218,6 +218,20 @@ class Chess(Task):
     def for_paper(self) -> "Task":
         return PaperChess()
 
+    def view(self, inputs: torch.Tensor, index: int, seed: int):
+        """View 0 is the position; view 1 mirrors it left to right (files a <-> h), as ``augment`` does; no more."""
+        if index > 1:
+            return None
+        if index == 0:
+            return inputs, lambda logits: logits
+        flip = FLIP_FILES.to(inputs.device)
+        return inputs[:, flip], lambda logits: logits[:, flip]
+
+    def verify(self, inputs: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor | None:
+        """The predicted move (top from- and to-square) starts the position's fastest forced mate, checked by
+        Stockfish through python-chess; None (no checker) where Stockfish is not installed."""
+        return verify_moves(inputs, move_squares(prediction))
+
 
 class PaperChess(Chess):
     """``Chess`` in the paper's encoding (the module docstring)."""
@@ -261,3 +275,10 @@ class PaperChess(Chess):
 
     def for_paper(self) -> Task:
         return self
+
+    def view(self, inputs: torch.Tensor, index: int, seed: int):
+        """Only the position itself: the paper's frame is already mirrored to put the king on files e-h."""
+        return (inputs, lambda logits: logits) if index == 0 else None
+
+    def verify(self, inputs: torch.Tensor, prediction: torch.Tensor) -> None:
+        return None

@@ -221,6 +221,28 @@ class Sudoku(Task):
     def for_paper(self) -> "Task":
         return PaperSudoku()
 
+    def view(self, inputs: torch.Tensor, index: int, seed: int):
+        """A random symmetry per puzzle (digits, bands, stacks, rows, columns, transpose), seeded by
+        ``(seed, index, row)``; index 0 is the puzzle itself."""
+        n = len(inputs)
+        if index == 0:
+            return inputs, lambda logits: logits
+        sym = [logic.random_symmetry(np.random.default_rng([seed, index, i])) for i in range(n)]
+        cells = torch.from_numpy(np.stack([c for c, _ in sym])).to(inputs.device)  # (N, 81)
+        digits = torch.from_numpy(np.stack([d for _, d in sym])).to(inputs.device)  # (N, 10)
+        viewed = digits.gather(1, inputs.gather(1, cells))
+        classes = digits[:, self.offset :] - self.offset  # view class of each original class (N, C)
+
+        def back(logits: torch.Tensor) -> torch.Tensor:
+            moved = logits.gather(2, classes[:, None, :].expand(-1, logits.shape[1], -1))
+            return torch.empty_like(logits).scatter_(1, cells[:, :, None].expand_as(logits), moved)
+
+        return viewed, back
+
+    def verify(self, inputs: torch.Tensor, prediction: torch.Tensor) -> torch.Tensor:
+        """A valid grid that keeps the givens: every generated or parsed puzzle has exactly one solution."""
+        return valid_grids(inputs, prediction + self.offset)
+
     def metrics(self, inputs: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> dict:
         """Per puzzle: ``exact`` grid, ``blank_accuracy`` (share of blanks right), ``valid`` (a correct
         sudoku that keeps the givens). Args: inputs, targets (N, 81); logits (N, 81, 9)."""
