@@ -163,6 +163,7 @@ def analyze(model: Looped, task: Task, split: str | None = None, n: int = N_EXAM
         },
         "input_dependence": {
             "sensitivity_median": _finite_or_none(_median(numbers["sensitivity"])),
+            "precision_median": _finite_or_none(_median(numbers["precision"])),  # the map's relative rounding
             "autonomy_max_change": _finite_or_none(moved),
             "autonomy_periods_differ": moved == math.inf,
             "autonomy_input_dependent": bool(moved > AGREE),
@@ -194,15 +195,16 @@ def analyze(model: Looped, task: Task, split: str | None = None, n: int = N_EXAM
 
 def measure_on_attractor(F, att, x, seed: int, dense_limit: int) -> dict:
     """Per example (NaN where it did not settle), with ``F^period`` at its attractor point: ``||J||_2``,
-    IFT sensitivity, ``cond(I - J)`` and the implicit backward solve."""
+    IFT sensitivity and the map's measured precision there, ``cond(I - J)`` and the implicit backward solve."""
     exact = []
 
     def measure(Fk, h, xs):
         cond, is_exact = stability.condition_number(Fk, h, xs, dense_limit=dense_limit)
         exact.append(is_exact)
         back = stability.backward_stability(Fk, h, xs, seed=seed)
-        return {"jacobian_norm": stability.jacobian_norm(Fk, h, xs),
-                "sensitivity": stability.sensitivity(Fk, h, xs, seed=seed).value, "cond": cond,
+        sens = stability.sensitivity(Fk, h, xs, seed=seed)
+        return {"jacobian_norm": stability.jacobian_norm(Fk, h, xs), "sensitivity": sens.value,
+                "precision": sens.precision, "cond": cond,
                 "backward_converged": back.converged.double(), "backward_residual": back.residual,
                 "unrolled_growth": back.unrolled_growth}
 

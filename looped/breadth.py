@@ -121,7 +121,7 @@ def iterate_breadth(model: Looped, task: Task, tokens: torch.Tensor, positions: 
 
     def stop(ids: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
         inputs_of = ids % N
-        back = _back_predictions(task, tokens, inputs_of, ids // N, pred, backs) if breadth.vary == "views" else pred
+        back = back_predictions(task, tokens, inputs_of, ids // N, pred, backs) if breadth.vary == "views" else pred
         ok = task.verify(tokens[inputs_of], back)
         solved[inputs_of[ok]] = True
         return solved[inputs_of]
@@ -137,7 +137,7 @@ def iterate_breadth(model: Looped, task: Task, tokens: torch.Tensor, positions: 
         yield LoopState(logits[pick, rows], residual[pick, rows], state.used.view(breadth.k, N).sum(0), state.live)
 
 
-def _back_predictions(task, tokens, inputs_of, view_of, pred, backs) -> torch.Tensor:
+def back_predictions(task, tokens, inputs_of, view_of, pred, backs) -> torch.Tensor:
     """Predictions of view trajectories in their inputs' frame (through the logits map of each view)."""
     out = pred.clone()
     C = task.num_classes
