@@ -101,7 +101,7 @@ class PaperConfig:
         axes = max(1, len(self.board))
         if self.d_model % self.n_heads or (self.d_model // self.n_heads) % (2 * axes):
             raise ConfigError(f"d_model / n_heads must be a multiple of {2 * axes} for rotary positions over {axes} "
-                              f"axis{'es' if axes > 1 else ''}, got {self.d_model} / {self.n_heads}")
+                              f"{'axes' if axes > 1 else 'axis'}, got {self.d_model} / {self.n_heads}")
         if self.attention == "neighbourhood" and (self.board or self.kernel_size % 2 == 0):
             raise ConfigError("neighbourhood attention is for sequences (an empty board) and an odd kernel_size")
         if self.parameter_estimate() > MAX_PARAMETERS:

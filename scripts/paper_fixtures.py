@@ -10,8 +10,9 @@ classes), and the 15-block fixed-depth baseline (on the 9x9 board with sudoku's 
 seeded random weights (``weights``: a function of the parameter names and shapes only, so the test
 rebuilds them without the paper's code), and runs 30 iterations in float64 and in float32 on seeded
 random tokens. The fixture keeps the tokens, the float64 logits of every iteration (stored as float32,
-whose rounding, 6e-8, is far below the 1e-6 the test asks of float64), and per configuration the paper's
-own float32-float64 difference. It prints, per configuration, the largest relative difference between
+whose rounding, 6e-8, is far below the 1e-6 the test asks of float64), the paper's float32 logits as their
+offset from those (float16: the offset is at most 1e-4 of the logits, so it keeps them to about 1e-7), and
+per configuration the paper's own float32-float64 difference. It prints, per configuration, the largest relative difference between
 ``looped``'s model (``looped.from_paper``) and the paper's, in float64 and float32.
 """
 
@@ -146,6 +147,7 @@ def main() -> int:
         print(f"{entry['id']:<36} {paper_drift:>16.2e} {d64:>20.2e} {d32:>20.2e}")
         tensors[f"{entry['id']}.tokens"] = toks
         tensors[f"{entry['id']}.logits"] = ref64.float()
+        tensors[f"{entry['id']}.drift32"] = (ref32.double() - ref64).half()  # the paper's float32 run, as its offset
         entries.append({**entry, "seed": i, "shapes": shapes, "paper_float32_drift": paper_drift,
                         "looped_float64": d64, "looped_float32": d32})
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,7 @@ def fixtures() -> list[dict]:
         entries = json.loads(f.metadata()["configurations"])
         for e in entries:
             e["tokens"], e["logits"] = f.get_tensor(f"{e['id']}.tokens"), f.get_tensor(f"{e['id']}.logits")
+            e["logits32"] = e["logits"].double() + f.get_tensor(f"{e['id']}.drift32").double()  # the paper's float32 run
     return entries
 
 
@@ -45,19 +46,19 @@ def relative(ours: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e["id"] for e in ENTRIES])
 def test_every_configuration_equals_the_paper_code_iteration_by_iteration(entry):
-    """float64: within 1e-6 of the paper's float64 logits at every iteration; float32: within 1e-4 of them
-    (the paper's own float32 run drifts from its float64 one by up to 5e-5 on these weights)."""
+    """float64: within 1e-6 of the paper's float64 logits at every iteration; float32: within 1e-4 of the
+    paper's float32 logits (its own float32 run drifts from its float64 one by up to 8.5e-5 on these weights)."""
     state = script.weights(entry["shapes"], entry["seed"])
     assert set(state) == set(entry["shapes"])  # the same parameter names the paper's model has
     T = entry["iterations"]
-    for dtype, tol in ((torch.float64, 1e-6), (torch.float32, 1e-4)):
+    for dtype, tol, ref in ((torch.float64, 1e-6, entry["logits"]), (torch.float32, 1e-4, entry["logits32"])):
         model = from_paper({k: v.to(dtype) for k, v in state.items()}, entry["model"], task=entry["geometry"])
         assert next(model.parameters()).dtype == dtype
         with torch.no_grad():
             out = model(entry["tokens"], T, logits_at=list(range(1, T + 1)))
         ours = torch.stack([out.logits[t] for t in range(1, T + 1)])
-        assert ours.shape == entry["logits"].shape
-        assert relative(ours, entry["logits"]).max() < tol
+        assert ours.shape == ref.shape
+        assert relative(ours, ref).max() < tol
 
 
 def test_the_fixtures_cover_the_grid():
