@@ -103,11 +103,17 @@ def build_parser(argv: list[str] | None = None) -> Parser:
     a.add_argument("--json", action="store_true", help="print the JSON result on stdout")
     a.add_argument("--device", default="auto")
 
-    r = sub.add_parser("reproduce", help="rerun the paper's study and judge its claims (resumable)")
-    r.add_argument("--budget", choices=("smoke", "cpu", "gpu"), default="smoke",
-                   help="smoke: minutes; cpu: about 10.5 hours on 2 cores; gpu: paper scale on one GPU")
-    r.add_argument("--out", type=Path, required=True, help="output folder; rerun the same command to resume")
-    r.add_argument("--workers", type=int, default=1, help="runs in parallel (processes)")
+    r = sub.add_parser("reproduce", help="rerun the paper's study and judge its claims (resumable jobs)")
+    r.add_argument("--budget", choices=("smoke", "cpu-dev", "cpu", "gpu"), default="smoke",
+                   help="smoke: minutes; cpu-dev: the development phase (seeds 0-2, the paper's learning rates); cpu: "
+                        "the held-out run on 2 cores; gpu: paper scale on one GPU (default: %(default)s)")
+    r.add_argument("--out", type=Path, default=None, help="output folder (required but with --list); rerun the same "
+                                                          "command to resume")
+    r.add_argument("--workers", type=int, default=1, help="jobs in parallel (processes; default: %(default)s)")
+    r.add_argument("--list", action="store_true", help="print the budget's job ids, one per line, and run nothing")
+    r.add_argument("--only", type=csv_list, default=None, metavar="ID[,ID...]",
+                   help="run only these jobs (skipped when done), then report on every finished job")
+    r.add_argument("--report", action="store_true", help="run nothing; write the report from the finished jobs")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
     m = sub.add_parser("import-paper", help="a run directory from a checkpoint of the paper's code, for eval, "
@@ -391,12 +397,18 @@ def cmd_import_paper(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import reproduce
+    from .reproduce import job_ids, reproduce
 
     if args.workers < 1:
         raise InputError(f"--workers must be positive, got {args.workers}")
+    if args.list:
+        print("\n".join(job_ids(args.budget)))
+        return 0
+    if args.out is None:
+        raise UsageError("looped reproduce: --out is required (but with --list)")
     command = f"looped reproduce --budget {args.budget} --out {args.out}"
-    verdicts = reproduce(args.budget, args.out, workers=args.workers, progress=not args.quiet, command=command)
+    verdicts = reproduce(args.budget, args.out, workers=args.workers, progress=not args.quiet, command=command,
+                         only=args.only, report_only=args.report)
     for v in verdicts:
         print(f"{v.claim} {v.verdict}: {v.evidence}")
     print(f"report: {args.out / 'REPORT.md'}", file=sys.stderr)

@@ -36,6 +36,12 @@ def preset(name: str, task, steps: int | None = None) -> tuple[str, dict, dict]:
         width, batch, planned = 64, 64, recipe.cpu_steps
     steps = planned if steps is None else steps
     train = {"train_iters": 30, "alpha": 1.0, "weight_decay": 0.01, "batch_size": batch, "lr": 1e-3, "grad_clip": 1.0,
-             "warmup": "exponential", "warmup_steps": max(1, int(WARMUP_SHARE * steps)), "schedule": "step",
-             "decay_at": DECAY_AT, "decay_factor": 0.1, "steps": steps}
+             "steps": steps, **schedule(steps)}
     return "paper", {"d_model": width, "n_heads": 8}, train
+
+
+def schedule(steps: int) -> dict:
+    """The paper's learning-rate schedule for ``steps`` steps, as TrainConfig fields: exponential warmup over
+    the first tenth, then x0.1 at 60%."""
+    return {"warmup": "exponential", "warmup_steps": max(1, int(WARMUP_SHARE * steps)), "schedule": "step",
+            "decay_at": DECAY_AT, "decay_factor": 0.1}

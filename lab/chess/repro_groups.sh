@@ -18,8 +18,7 @@ mkdir -p "$OUT"
 export OMP_NUM_THREADS=1 TORCHINDUCTOR_COMPILE_THREADS=1
 LINES_ONLY=$(python -c "import json; from looped.tasks.chess.board import LINES_ONLY; print(json.dumps(LINES_ONLY))")
 
-WARMUP=$(python -c "from looped.reproduce.grid import MAX_WARMUP, WARMUP_SHARE
-print(min(MAX_WARMUP, $STEPS // WARMUP_SHARE))")  # the plans' warmup rule
+WARMUP=$(( STEPS / 10 < 200 ? STEPS / 10 : 200 ))  # the rules-v2 plans' warmup: a tenth, at most 200
 
 run() {  # name [looped train flags...]
   local name=$1; shift

@@ -1,75 +1,58 @@
-"""The paper's claims under rules v2, each judged from run records (``grid.make_record``), never by hand.
+"""The paper's claims under rules v3, each judged from run records (``grid.make_record``), never by hand.
 
-The rules were declared in issue 22 before the run they judge; they are implemented here as written.
+The rules were declared in issue 41 before any run they judge; they are implemented here as written.
 
-**Runs.** Per task and seed: recall {none, input, internal} x outer norm {none, layernorm}, and one
-fixed-depth baseline (internal recall + LayerNorm, last-iteration loss at the training depth N,
-evaluated at N only). Every run of a task is scored on the same examples and records per-example
-exact match.
+**Runs.** Prefix sums, sudoku and chess (this project's offline data; the paper's sets cannot be
+fetched). The paper's block (``--arch paper``) at the budget's sizes. Variants: recall {none,
+external, internal} x norm {pre, peri, post} (plus GRU + peri where a budget adds it), and the
+15-block fixed-depth baseline, per task and seed. "Outer normalization" is ``post``.
 
-**Metrics.** *Hard accuracy* (judged) is exact-match accuracy at the budget's evaluation cap
-``T_max``, halting off, averaged over the task's hard splits (the baseline: at N). The best
-accuracy over iterations (an oracle) and the accuracy adaptive halting picks are reported, never
-judged. A task is *learned* when the mean over seeds of its best variant's easy accuracy at
-``T_max`` is at least ``LEARNED_EASY``; claims are judged on learned tasks only, and a claim with
-no learned task has **no power**.
+**Development, then held out.** Seeds ``DEV_SEEDS`` choose the learning rate and the steps per task
+(``budgets.py`` records the choices); only held-out runs (other seeds) are judged.
 
-**Uncertainty.** A comparison A - B on a task is the seed-averaged difference of hard accuracy,
-with a ``CI_LEVEL`` percentile bootstrap interval (``BOOTSTRAP`` resamples) over examples, paired
-on the same examples (every seed and both sides resampled with the same indices; each hard split
-resampled on its own). It is *clearly above 0* when the lower bound is above 0 and A is ahead on at
-least ``SEED_SHARE`` of the seeds; *clearly below 0* symmetrically. A prediction "A > B" *holds*
-when A - B is clearly above 0, *fails* when the point estimate is at or below 0, else is *unclear*.
+**Metrics.** Hard accuracy at the evaluation cap ``T_max``, halting off, averaged over the task's hard
+splits, per-example correctness kept. Best-over-iterations and halting accuracy are reported, never
+judged. Stability on easy data only, with the attractor-aware toolkit (``looped analyze``).
 
-**Verdicts.** A claim is **supported** when every part holds on every learned task, **not
-supported** when some part fails on some learned task, **inconclusive** otherwise.
+**Uncertainty.** For a difference A - B on a task: the seed-averaged difference with a ``CI_LEVEL``
+percentile interval from a two-level bootstrap (resample the pairing units, seeds or (recall, seed),
+then examples within each, paired; ``BOOTSTRAP`` resamples). *Clearly above 0*: the lower end is
+above 0 and A is ahead on at least ``SEED_SHARE`` of the units; *clearly below 0*: the mirror image.
+"A > B" *holds* when A - B is clearly above 0, *fails* when the point estimate is at or below 0, and is
+*unclear* otherwise.
 
-* **C1**: at least ``STABLE_SHARE`` of no-recall runs are input-independent (no move at fixed
-  ``h_0``, IFT sensitivity below ``MIN_SENSITIVITY``; under ``FAIL_SHARE`` fails), and on every
-  learned task the best recall variant > the best no-recall variant.
-* **C2**: at least ``STABLE_SHARE`` of recall + outer-norm runs pass all three ``looped analyze``
-  verdicts (under ``FAIL_SHARE`` fails), and the best recall + outer-norm variant > the best other
-  variant on every learned task.
-* **C3**, per learned task: the share of unstable recall runs (norm growth over ``GROWTH_LIMIT``,
-  ``rho >= 1`` or a failing backward solve) without outer norm exceeds the share with it by at
-  least ``C3_UNSTABLE_GAP``, and the hard accuracy gain from outer norm, paired by recall and
-  seed, holds as "> 0".
-* **C4**: on every learned task internal - input (both with outer norm) is not clearly below 0;
-  on each task whose plan sets ``internal_wins`` (sudoku, where the paper reports it) internal >
-  input holds. No power when none of those tasks is learned.
-* **C5**, on held-out runs (seeds not in ``DEV_SEEDS``) of learned tasks: the Spearman correlation
-  of ``stability_score`` with hard accuracy as a fraction of the task's best run, against the same
-  for the label (1 for recall + outer norm, else 0). Supported when the score's Spearman is at
-  least ``C5_MIN_SPEARMAN`` and the paired bootstrap CI over runs of (score - label) lies above 0;
-  not supported when that CI lies below 0 or the score's own CI lies below ``C5_FLOOR``.
-* **C6**: on every learned task the best recall + outer-norm variant (at ``T_max``) > the
-  fixed-depth baseline (at N); reported beside it, each such model's accuracy at ``T_max`` and at N.
+**Power.** A task is *learned* when its best variant's seed-mean easy accuracy at ``T_max`` is at
+least ``LEARNED_EASY``. Claims are judged on learned tasks only; none learned means **no power**.
 
-Where the rules left a choice, the stricter reading is taken: "best A > best B" must hold against
-every B variant (the A variant with the highest seed mean must clearly beat each), and fails when
-its point estimate against the best B is at or below 0; the share parts of C1-C3 and C5's inputs
-use learned tasks only; C3's instability gap fails when the gap is at or below 0 and is unclear
-between 0 and ``C3_UNSTABLE_GAP``; C3's pairs are the recall variants and its seed rule counts
-(recall, seed) pairs; the baseline enters only C6 (not "learned", not "other variant", not C5);
-C5 normalizes by the best held-out run of the task, drops bootstrap resamples where a Spearman is
-undefined (NaN intervals, so inconclusive, when under half remain), and has no power with no
-held-out run of a learned task.
+**Verdicts.** **Supported** when every part holds on every learned task; **not supported** when a part
+fails on some learned task; **inconclusive** otherwise.
 
-**The stability score** (C5), frozen before the held-out run, from the easy-data analysis only:
-``1 / (1 + median rho(J_h))`` when the fixed point moves with ``x`` at fixed ``h_0`` and the median
-IFT sensitivity exceeds ``MIN_SENSITIVITY``, else 0 (also 0 when ``rho`` is not measurable). Every
-input-dependent fixed point scores above every input-independent one, and among them the faster
-contraction scores higher. Designed on the development run (cpu budget, seeds 0-2; accuracy at
-the last iteration over the task's best run): on its learned tasks (30 runs) Spearman 0.83
-against 0.83 for the label, 0.51 within recall + LayerNorm runs (the label has no information
-there); on all 42 runs 0.78 against 0.77, 0.62 within. Tried there and not kept (learned tasks /
-within): ``max(0, 1 - rho)`` with the same gate (0.80 / 0.51: it drops input-dependent runs with
-``rho > 1`` to the floor), the v1 average of three gated terms (0.64 / 0.58 within, but 0.60
-against 0.77 for the label on all runs), adding the reachable share, the backward-solve share, the
-norm growth or ``1 / log cond`` as factors (0.50-0.54 within: at most 0.02 more for one more
-ingredient), and the contraction
-without the input gate (0.60: no-recall models contract too). The ``looped analyze`` thresholds
-stay as they were (see ``analyze.py``).
+* **C1** (no recall). Stability: in at least ``STABLE_SHARE`` of no-recall runs the median IFT
+  sensitivity of the attractor to the input is below the map's precision (under ``FAIL_SHARE``: fails).
+  Accuracy: best recall variant > best no-recall variant. Reported: each no-recall variant's accuracy
+  at the training depth against ``T_max``.
+* **C2** (recall + outer norm is stable). Stability: at least ``STABLE_SHARE`` of recall + post runs pass
+  all three ``looped analyze`` verdicts (under ``FAIL_SHARE`` fails). Accuracy: the best recall + post
+  variant is not clearly below the best other looped variant.
+* **C3** (outer norm matters). Per learned task: the share of recall runs that are unstable (not
+  reachable, or state norm growing at least ``GROWTH_LIMIT``x over the analysis budget) with pre or peri
+  exceeds the share with post by at least ``C3_UNSTABLE_GAP``; and post - pre and post - peri (paired by
+  recall and seed) both hold as "> 0".
+* **C4** (internal recall). With post: internal - external is not clearly below 0 on any learned task,
+  and internal > external holds on sudoku (sudoku not learned: no power).
+* **C5** (a stability score from easy data predicts hard accuracy). Spearman, over held-out runs, of
+  the frozen ``stability_score`` against hard accuracy as a fraction of the task's best run, beside the
+  label baseline (1 for recall + post, else 0). Supported when the score's Spearman is at least
+  ``C5_MIN_SPEARMAN`` and the bootstrap interval (over runs) of score minus label lies above 0; not
+  supported when it lies below 0 or the score's own interval lies below ``C5_FLOOR``; else inconclusive.
+* **C6** (iterating beats depth). Best recall + post at ``T_max`` > the fixed-depth baseline, every
+  learned task.
+
+Where the rules leave a choice, the stricter reading is taken: "best A > best B" must hold against every
+B variant (the A variant with the highest seed mean must clearly beat each) and fails when its point
+estimate against the best B is at or below 0; share parts count learned tasks only; a run whose
+sensitivity or stability was not measurable (nothing settled) counts against the part that needs it
+(not below the precision for C1, not passing for C2, unstable for C3); the baseline enters only C6.
 """
 
 from __future__ import annotations
@@ -80,26 +63,28 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import stats
-from ..analysis import MIN_SENSITIVITY, REACH_FRACTION
 
-RULES = 2
+RULES = 3
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NO_POWER = "supported", "not supported", "inconclusive", "no power"
 HOLDS, FAILS, UNCLEAR = "holds", "fails", "unclear"
 
-LEARNED_EASY = 0.5  # mean over seeds of the best variant's easy accuracy at T_max
-BOOTSTRAP = 2000  # resamples per interval
+LEARNED_EASY = 0.5
+BOOTSTRAP = 2000
 CI_LEVEL = 0.95
 BOOTSTRAP_SEED = 0
-SEED_SHARE = 2 / 3  # share of seeds (pairs) on which A must be ahead (behind) to be clearly above (below)
-STABLE_SHARE = 0.8  # C1, C2: share of runs that makes the stability part hold
-FAIL_SHARE = 0.5  # C1, C2: below this share the stability part fails
-GROWTH_LIMIT = 10.0  # C3: state norm growth over the solver's iterations that counts as unstable
-C3_UNSTABLE_GAP = 0.5  # C3: unstable share without outer norm minus with it
+SEED_SHARE = 2 / 3
+STABLE_SHARE = 0.8
+FAIL_SHARE = 0.5
+GROWTH_LIMIT = 10.0
+C3_UNSTABLE_GAP = 0.5
 C5_MIN_SPEARMAN = 0.5
-C5_FLOOR = 0.3  # C5: the score's CI entirely below this fails
-DEV_SEEDS = (0, 1, 2)  # seeds of the development run; never held out
+C5_FLOOR = 0.3
+DEV_SEEDS = (0, 1, 2)
+OUTER = "post"  # the paper's outer normalization (docs/paper.md)
 
-RECALL_NORM = lambda r: r["recall"] != "none" and r["outer_norm"] != "none"  # noqa: E731
+
+def recall_outer(r: dict) -> bool:
+    return r["recall"] != "none" and r["norm"] == OUTER and r.get("residual", "add") == "add"
 
 
 @dataclass
@@ -122,12 +107,16 @@ def tasks_of(records: list[dict]) -> list[str]:
     return list(dict.fromkeys(r["task"] for r in records))
 
 
-def variants(records: list[dict], task: str) -> dict[tuple[str, str], dict[int, dict]]:
-    """Grid runs of ``task`` by (recall, outer norm), then by seed."""
-    out: dict[tuple[str, str], dict[int, dict]] = {}
+def variant(r: dict) -> tuple[str, str, str]:
+    return r["recall"], r["norm"], r.get("residual", "add")
+
+
+def variants(records: list[dict], task: str) -> dict[tuple[str, str, str], dict[int, dict]]:
+    """Grid runs of ``task`` by (recall, norm, residual), then by seed."""
+    out: dict = {}
     for r in grid_runs(records):
         if r["task"] == task:
-            out.setdefault((r["recall"], r["outer_norm"]), {})[r["seed"]] = r
+            out.setdefault(variant(r), {})[r["seed"]] = r
     return out
 
 
@@ -158,13 +147,14 @@ def outcomes(r: dict, split: str) -> np.ndarray:
 
 @dataclass
 class Comparison:
-    """A - B over paired runs (same task; paired by seed, or by recall and seed)."""
+    """A - B over paired units (seeds, or (recall, seed) pairs)."""
 
     diff: float
     ci: tuple[float, float]
-    ahead: float  # share of pairs where A's hard accuracy is above B's
+    ahead: float
     behind: float
     pairs: int
+    per_unit: list[float] = field(default_factory=list)
 
     @property
     def clearly_above(self) -> bool:
@@ -181,52 +171,46 @@ class Comparison:
         return FAILS if self.diff <= 0 else UNCLEAR
 
     def as_dict(self) -> dict:
-        return {"diff": self.diff, "ci": list(self.ci), "ahead": self.ahead, "behind": self.behind, "pairs": self.pairs}
+        return {"diff": self.diff, "ci": list(self.ci), "ahead": self.ahead, "behind": self.behind,
+                "pairs": self.pairs, "per_unit": self.per_unit}
 
 
 def compare(pairs: list[tuple[dict, dict]]) -> Comparison | None:
-    """Seed-averaged hard accuracy difference A - B with a percentile bootstrap CI over examples.
-
-    Each hard split's examples are resampled on their own, with the same indices for every pair and
-    both sides; the statistic is the mean over hard splits of the mean difference. None: no pairs.
-    """
+    """Hard accuracy A - B averaged over the paired units, with a two-level bootstrap interval (units, then
+    examples within each unit, the same examples for A and B). None: no pairs."""
     if not pairs:
         return None
     splits = pairs[0][0]["hard"]
-    diffs = [np.mean([outcomes(a, split) - outcomes(b, split) for a, b in pairs], axis=0) for split in splits]
-    ci = stats.interval(stats.bootstrap_means(diffs, BOOTSTRAP, BOOTSTRAP_SEED), CI_LEVEL)
-    per_pair = np.array([a["hard_accuracy"] - b["hard_accuracy"] for a, b in pairs])
-    return Comparison(float(sum(d.mean() for d in diffs) / len(splits)), ci,
-                      float(np.mean(per_pair > 0)), float(np.mean(per_pair < 0)), len(pairs))
+    diffs = [[outcomes(a, s) - outcomes(b, s) for s in splits] for a, b in pairs]
+    point = float(np.mean([np.mean([d.mean() for d in unit]) for unit in diffs]))
+    ci = stats.interval(stats.two_level_means(diffs, BOOTSTRAP, BOOTSTRAP_SEED), CI_LEVEL)
+    per_unit = [a["hard_accuracy"] - b["hard_accuracy"] for a, b in pairs]
+    return Comparison(point, ci, float(np.mean(np.array(per_unit) > 0)), float(np.mean(np.array(per_unit) < 0)),
+                      len(pairs), per_unit)
 
 
 def by_seed(a: dict[int, dict], b: dict[int, dict]) -> list[tuple[dict, dict]]:
     return [(a[s], b[s]) for s in sorted(a) if s in b]
 
 
+def best_of(vs: dict, keys: list) -> tuple:
+    return max(keys, key=lambda k: seed_mean(vs[k]))
+
+
 def best_beats_all(records: list[dict], task: str, is_a, is_b) -> dict:
-    """"Best A variant > best B variant", read strictly: the A variant with the highest seed-mean hard
-    accuracy must clearly beat every B variant; it fails when its point estimate against the best B
-    variant is at or below 0. Returns the part's status and the comparison against the best B."""
+    """"Best A variant > best B variant", read strictly (module docstring)."""
     vs = variants(records, task)
-    a_keys = [k for k in vs if is_a(*k)]
-    b_keys = [k for k in vs if is_b(*k)]
+    a_keys, b_keys = [k for k in vs if is_a(*k)], [k for k in vs if is_b(*k)]
     if not a_keys or not b_keys:
         return {"status": UNCLEAR, "note": "variants missing"}
-    a = max(a_keys, key=lambda k: seed_mean(vs[k]))
-    b = max(b_keys, key=lambda k: seed_mean(vs[k]))
+    a, b = best_of(vs, a_keys), best_of(vs, b_keys)
     against = {k: compare(by_seed(vs[a], vs[k])) for k in b_keys}
     if any(c is None for c in against.values()):
         return {"status": UNCLEAR, "note": "no paired seeds"}
     best = against[b]
-    if best.diff <= 0:
-        status = FAILS
-    elif all(c.clearly_above for c in against.values()):
-        status = HOLDS
-    else:
-        status = UNCLEAR
+    status = FAILS if best.diff <= 0 else HOLDS if all(c.clearly_above for c in against.values()) else UNCLEAR
     return {"status": status, "a": "/".join(a), "b": "/".join(b), "a_mean": seed_mean(vs[a]), "b_mean": seed_mean(vs[b]),
-            **best.as_dict(), "all_b_clearly_below_a": all(c.clearly_above for c in against.values())}
+            **best.as_dict()}
 
 
 def combine(parts: list[str], any_learned: bool) -> str:
@@ -246,7 +230,6 @@ def share_status(share: float) -> str:
 
 
 def task_table(records: list[dict], judged: dict[str, dict]) -> dict[str, dict]:
-    """``{task: {"learned": bool, "best_easy_accuracy": x, ...judged parts}}`` for every task."""
     out = {}
     for t in tasks_of(records):
         ok, easy = learned(records, t)
@@ -257,7 +240,8 @@ def task_table(records: list[dict], judged: dict[str, dict]) -> dict[str, dict]:
 def _ci(p: dict) -> str:
     if "diff" not in p:
         return f"{p['status']} ({p.get('note', '')})"
-    return f"{p['diff']:+.3f} [{p['ci'][0]:+.3f}, {p['ci'][1]:+.3f}] ({p['status']})"
+    units = ", ".join(f"{v:+.3f}" for v in p.get("per_unit", []))
+    return f"{p['diff']:+.3f} [{p['ci'][0]:+.3f}, {p['ci'][1]:+.3f}] ({p['status']}; per seed {units})"
 
 
 def _tasks_line(table: dict, describe) -> str:
@@ -267,152 +251,165 @@ def _tasks_line(table: dict, describe) -> str:
 
 # ---- stability ------------------------------------------------------------------------------------------
 
-def stability_score(r: dict) -> float:
-    """The frozen C5 score in [0, 1]; see the module docstring."""
+def below_precision(r: dict) -> bool:
+    """C1: the run's median IFT sensitivity of the attractor is below the map's precision (not measurable: no)."""
     s = r["stability"]
-    moves = s["input_dependent_at_fixed_h0"] and not _below(s["sensitivity_median"], MIN_SENSITIVITY, none=True)
-    if not moves or s["rho_median"] is None:
-        return 0.0
-    return 1.0 / (1.0 + s["rho_median"])
+    sens, prec = s.get("sensitivity_median"), s.get("precision_median")
+    return sens is not None and prec is not None and sens < prec
 
 
-def input_independent(r: dict) -> bool:
+def input_dependent(r: dict) -> bool:
+    """The median IFT sensitivity of the attractor is measured and above the map's precision."""
     s = r["stability"]
-    return not s["input_dependent_at_fixed_h0"] and _below(s["sensitivity_median"], MIN_SENSITIVITY, none=True)
+    sens, prec = s.get("sensitivity_median"), s.get("precision_median")
+    return sens is not None and prec is not None and sens >= prec
+
+
+def passes_all(r: dict) -> bool:
+    return all(r["stability"]["verdicts"].values())
 
 
 def unstable(r: dict) -> bool:
-    """State norm growth, ``rho >= 1`` or a failing backward solve (C3's signs of instability)."""
+    """C3: not reachable, or the state norm grows at least GROWTH_LIMIT times (not measurable: unstable)."""
     s = r["stability"]
-    return (not _below(s["state_norm_growth"], GROWTH_LIMIT) or not _below(s["rho_median"], 1.0)
-            or s["backward_converged_fraction"] < REACH_FRACTION)
+    growth = s.get("state_norm_growth")
+    return not s["verdicts"]["reachable"] or growth is None or growth >= GROWTH_LIMIT
 
 
-def _below(v: float | None, limit: float, none: bool = False) -> bool:
-    """``v < limit``; None (not measurable: diverged or unreachable) counts as ``none``."""
-    return none if v is None else v < limit
+def stability_score(r: dict) -> float:
+    """The C5 score in [0, 1], from the easy-data analysis only: the share of examples that settle into an
+    attractor with a constant prediction, times ``1 / (1 + median multiplier)`` when the attractor depends on
+    the input (median sensitivity above the map's precision), else 0. Candidate, to be frozen on the
+    development runs before the held-out run."""
+    s = r["stability"]
+    if not input_dependent(r) or s.get("multiplier_median") is None:
+        return 0.0
+    return s["settled_fraction"] / (1.0 + s["multiplier_median"])
 
 
 # ---- claims ---------------------------------------------------------------------------------------------
 
 def _share(records: list[dict], select, passes) -> tuple[list[str], list[bool], float]:
-    """(learned tasks, ``passes`` per selected grid run of those tasks, the share that pass)."""
     tasks = learned_tasks(records)
     ok = [passes(r) for r in grid_runs(records) if r["task"] in tasks and select(r)]
     return tasks, ok, float(np.mean(ok)) if ok else math.nan
 
 
-def _share_and_best(records: list[dict], select, passes, better, worse) -> tuple[list[str], list[bool], float,
-                                                                          list[str], dict, str]:
-    """The two parts of C1 and C2: the share of ``select``-ed runs that ``passes``, and per learned task
-    whether the best ``better`` variant clearly beats every ``worse`` one. Returns (tasks, ok, share,
-    parts, table, the per-task accuracy line)."""
-    tasks, ok, share = _share(records, select, passes)
-    judged = {t: {"accuracy": best_beats_all(records, t, better, worse)} for t in tasks}
+def check_c1(records: list[dict]) -> Verdict:
+    tasks, ok, share = _share(records, lambda r: r["recall"] == "none", below_precision)
+    judged = {t: {"accuracy": best_beats_all(records, t, lambda rc, n, res: rc != "none", lambda rc, n, res: rc == "none"),
+                  "depth": no_recall_depth(records, t)} for t in tasks}
     parts = [share_status(share)] + [p["accuracy"]["status"] for p in judged.values()]
     table = task_table(records, judged)
-    line = _tasks_line(table, lambda p: f"{p['accuracy'].get('a', '')} - {p['accuracy'].get('b', '')} "
-                       + _ci(p["accuracy"]))
-    return tasks, ok, share, parts, table, line
-
-
-def check_c1(records: list[dict]) -> Verdict:
-    tasks, ok, share, parts, table, line = _share_and_best(
-        records, lambda r: r["recall"] == "none", input_independent,
-        lambda rc, n: rc != "none", lambda rc, n: rc == "none")
-    evidence = (f"{sum(ok)}/{len(ok)} no-recall runs of learned tasks have input-independent fixed points "
-                f"({share_status(share)}); best recall minus best no-recall variant, hard accuracy at T_max: " + line)
+    evidence = (f"{sum(ok)}/{len(ok)} no-recall runs of learned tasks have a median attractor sensitivity below the "
+                f"map's precision ({share_status(share)}); best recall minus best no-recall variant, hard accuracy at "
+                "T_max: " + _tasks_line(table, lambda p: f"{p['accuracy'].get('a', '')} - {p['accuracy'].get('b', '')} "
+                                        + _ci(p["accuracy"])))
     return Verdict("C1", C1_STATEMENT, combine(parts, bool(tasks)), evidence, table,
-                   {"input_independent_share": share, "runs": len(ok)})
+                   {"below_precision_share": share, "runs": len(ok)})
 
 
-C1_STATEMENT = "Without recall, fixed points do not depend on the input, and such models do not extrapolate."
+C1_STATEMENT = "Without recall, attractors do not depend on the input, and such models extrapolate worse than with recall."
+
+
+def no_recall_depth(records: list[dict], task: str) -> list[dict]:
+    """Each no-recall variant's seed-mean hard accuracy at the training depth and at T_max (reported only)."""
+    return [{"variant": "/".join(k), "at_train_depth": seed_mean(v, "hard_accuracy_at_train_depth"),
+             "at_t_max": seed_mean(v)} for k, v in variants(records, task).items() if k[0] == "none"]
 
 
 def check_c2(records: list[dict]) -> Verdict:
-    tasks, ok, share, parts, table, line = _share_and_best(
-        records, RECALL_NORM, lambda r: all(r["stability"]["verdicts"].values()),
-        lambda rc, n: rc != "none" and n != "none", lambda rc, n: rc == "none" or n == "none")
-    evidence = (f"{sum(ok)}/{len(ok)} recall + outer-norm runs of learned tasks pass all three `looped analyze` "
-                f"verdicts ({share_status(share)}); best recall + outer norm minus best other variant: " + line)
-    return Verdict("C2", C2_STATEMENT, combine(parts, bool(tasks)), evidence, table,
-                   {"stable_share": share, "runs": len(ok)})
+    tasks, ok, share = _share(records, recall_outer, passes_all)
+    judged = {}
+    for t in tasks:
+        best = best_beats_all(records, t, lambda rc, n, res: rc != "none" and n == OUTER and res == "add",
+                              lambda rc, n, res: not (rc != "none" and n == OUTER and res == "add"))
+        if "diff" in best:
+            below = best["ci"][1] < 0 and best["behind"] >= SEED_SHARE
+            best = {**best, "status": FAILS if below else HOLDS}
+        judged[t] = {"accuracy": best}
+    parts = [share_status(share)] + [p["accuracy"]["status"] for p in judged.values()]
+    table = task_table(records, judged)
+    evidence = (f"{sum(ok)}/{len(ok)} recall + post runs of learned tasks pass all three `looped analyze` verdicts "
+                f"({share_status(share)}); best recall + post minus best other looped variant (must not be clearly "
+                "below 0): " + _tasks_line(table, lambda p: f"{p['accuracy'].get('a', '')} - {p['accuracy'].get('b', '')} "
+                                            + _ci(p["accuracy"])))
+    return Verdict("C2", C2_STATEMENT, combine(parts, bool(tasks)), evidence, table, {"stable_share": share, "runs": len(ok)})
 
 
-C2_STATEMENT = "Recall with outer norm is reachable, input-dependent and smooth, and extrapolates best."
+C2_STATEMENT = "Recall with outer normalization is reachable, input-dependent and smooth, and extrapolates at least as well as any other looped variant."
 
 
 def check_c3(records: list[dict]) -> Verdict:
-    tasks = learned_tasks(records)
-    judged = {}
+    tasks, judged = learned_tasks(records), {}
     for t in tasks:
         vs = variants(records, t)
-        pairs = [(vs[(rc, n)][s], vs[(rc, "none")][s]) for (rc, n) in vs if rc != "none" and n != "none"
-                 if (rc, "none") in vs for s in sorted(vs[(rc, n)]) if s in vs[(rc, "none")]]
-        if not pairs:
-            judged[t] = {"instability": {"status": UNCLEAR}, "accuracy": {"status": UNCLEAR, "note": "no pairs"}}
+        recall_runs = [r for k, v in vs.items() if k[0] != "none" and k[2] == "add" for r in v.values()]
+        without = [unstable(r) for r in recall_runs if r["norm"] in ("pre", "peri")]
+        with_ = [unstable(r) for r in recall_runs if r["norm"] == OUTER]
+        if not without or not with_:
+            judged[t] = {"instability": {"status": UNCLEAR, "note": "runs missing"}}
             continue
-        without = float(np.mean([unstable(b) for _, b in pairs]))
-        with_ = float(np.mean([unstable(a) for a, _ in pairs]))
-        gap = without - with_
-        gap_status = HOLDS if gap >= C3_UNSTABLE_GAP else FAILS if gap <= 0 else UNCLEAR
-        c = compare(pairs)
-        judged[t] = {"instability": {"status": gap_status, "unstable_without": without, "unstable_with": with_,
-                                     "gap": gap},
-                     "accuracy": {"status": c.greater(), **c.as_dict()}}
-    parts = [p[k]["status"] for p in judged.values() for k in ("instability", "accuracy")]
+        gap = float(np.mean(without)) - float(np.mean(with_))
+        entry = {"instability": {"status": HOLDS if gap >= C3_UNSTABLE_GAP else FAILS if gap <= 0 else UNCLEAR,
+                                 "unstable_without": float(np.mean(without)), "unstable_with": float(np.mean(with_)),
+                                 "gap": gap}}
+        for other in ("pre", "peri"):
+            pairs = [(vs[(rc, OUTER, "add")][s], vs[(rc, other, "add")][s]) for rc in ("external", "internal")
+                     if (rc, OUTER, "add") in vs and (rc, other, "add") in vs
+                     for s in sorted(vs[(rc, OUTER, "add")]) if s in vs[(rc, other, "add")]]
+            c = compare(pairs)
+            entry[f"post_minus_{other}"] = {"status": UNCLEAR, "note": "no pairs"} if c is None else \
+                {"status": c.greater(), **c.as_dict()}
+        judged[t] = entry
+    parts = [p[k]["status"] for p in judged.values() for k in p]
     table = task_table(records, judged)
-    evidence = ("per learned task, unstable share without vs with outer norm (norm growth > "
-                f"{GROWTH_LIMIT:g}x, rho >= 1 or backward solve failing; need a gap >= {C3_UNSTABLE_GAP:.0%}) and hard "
-                "accuracy gain from outer norm paired by recall and seed: " + _tasks_line(table, lambda p: (
+    evidence = ("per learned task, unstable share of recall runs with pre or peri vs with post (not reachable or norm "
+                f"growth >= {GROWTH_LIMIT:g}x; need a gap >= {C3_UNSTABLE_GAP:.0%}), and post minus pre / post minus "
+                "peri paired by recall and seed: " + _tasks_line(table, lambda p: (
                     f"{p['instability'].get('unstable_without', math.nan):.0%} vs "
-                    f"{p['instability'].get('unstable_with', math.nan):.0%} ({p['instability']['status']}), gain "
-                    + _ci(p["accuracy"]))))
+                    f"{p['instability'].get('unstable_with', math.nan):.0%} ({p['instability']['status']}); "
+                    f"post - pre {_ci(p.get('post_minus_pre', {'status': UNCLEAR}))}; "
+                    f"post - peri {_ci(p.get('post_minus_peri', {'status': UNCLEAR}))}")))
     return Verdict("C3", C3_STATEMENT, combine(parts, bool(tasks)), evidence, table)
 
 
-C3_STATEMENT = "Recall without outer norm is less stable and extrapolates worse than with it."
+C3_STATEMENT = "With recall, outer normalization (post) makes the loop more stable and extrapolate better than pre or peri norms."
 
 
 def check_c4(records: list[dict], internal_wins: frozenset[str]) -> Verdict:
-    """``internal_wins``: the tasks on which internal recall must beat input recall (``TaskPlan.internal_wins``)."""
-    tasks = learned_tasks(records)
-    strict = ", ".join(sorted(internal_wins)) or "no task"
-    judged = {}
+    tasks, judged = learned_tasks(records), {}
     for t in tasks:
         vs = variants(records, t)
-        c = compare(by_seed(vs.get(("internal", "layernorm"), {}), vs.get(("input", "layernorm"), {})))
+        c = compare(by_seed(vs.get(("internal", OUTER, "add"), {}), vs.get(("external", OUTER, "add"), {})))
         if c is None:
-            judged[t] = {"internal_minus_input": {"status": UNCLEAR, "note": "no pairs"}}
+            judged[t] = {"internal_minus_external": {"status": UNCLEAR, "note": "no pairs"}}
             continue
         status = c.greater() if t in internal_wins else (FAILS if c.clearly_below else HOLDS)
-        judged[t] = {"internal_minus_input": {"status": status, **c.as_dict()}}
-    parts = [p["internal_minus_input"]["status"] for p in judged.values()]
+        judged[t] = {"internal_minus_external": {"status": status, **c.as_dict()}}
+    parts = [p["internal_minus_external"]["status"] for p in judged.values()]
     table = task_table(records, judged)
     powered = bool(internal_wins & set(tasks))
-    evidence = (f"internal minus input recall (both with outer norm), hard accuracy at T_max; must not be clearly "
-                f"below 0 anywhere and must be clearly above 0 on {strict}: "
-                + _tasks_line(table, lambda p: _ci(p["internal_minus_input"])))
+    strict = ", ".join(sorted(internal_wins)) or "no task"
+    evidence = (f"internal minus external recall (both with post), hard accuracy at T_max; not clearly below 0 anywhere, "
+                f"clearly above 0 on {strict}: " + _tasks_line(table, lambda p: _ci(p["internal_minus_external"])))
     if not powered:
         evidence = f"{strict} not learned, so C4 has no power; " + evidence
-    statement = f"With outer norm, internal recall is at least as good as input recall, and better on {strict}."
-    return Verdict("C4", statement, combine(parts, powered), evidence, table)
+    return Verdict("C4", f"With outer normalization, internal recall is at least as good as external recall, and better "
+                         f"on {strict}.", combine(parts, powered), evidence, table)
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation (average ranks for ties); NaN when either side is constant."""
     return float(_spearman_rows(np.asarray(a, float)[None], np.asarray(b, float)[None])[0])
 
 
 def _ranks(v: np.ndarray) -> np.ndarray:
-    """Average ranks (0-based) along the last axis. v: (B, n) -> (B, n)."""
     less = (v[..., None, :] < v[..., :, None]).sum(-1)
     equal = (v[..., None, :] == v[..., :, None]).sum(-1)
     return less + (equal - 1) / 2
 
 
 def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise Spearman of a, b: (B, n); NaN for a row where either side is constant."""
     ra, rb = _ranks(a), _ranks(b)
     ra, rb = ra - ra.mean(-1, keepdims=True), rb - rb.mean(-1, keepdims=True)
     den = np.sqrt((ra**2).sum(-1) * (rb**2).sum(-1))
@@ -421,104 +418,80 @@ def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def spearman_bootstrap(score: np.ndarray, label: np.ndarray, rel: np.ndarray) -> dict:
-    """Percentile CIs over resampled runs of Spearman(score, rel), Spearman(label, rel) and their difference.
-
-    A resample where either correlation is undefined (a constant side) is dropped; fewer than half
-    valid resamples give NaN intervals."""
+    """Percentile intervals over resampled runs of Spearman(score, rel), Spearman(label, rel) and their
+    difference; a resample with a constant side is dropped; under half valid: NaN intervals."""
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     idx = rng.integers(0, len(rel), (BOOTSTRAP, len(rel)))
     s, lab = _spearman_rows(score[idx], rel[idx]), _spearman_rows(label[idx], rel[idx])
     valid = ~(np.isnan(s) | np.isnan(lab))
-    rows = np.stack([s[valid], lab[valid], s[valid] - lab[valid]], axis=1)
-    tail = 100 * (1 - CI_LEVEL) / 2
-    if len(rows) < BOOTSTRAP / 2:
-        return {k: [math.nan, math.nan] for k in ("score_ci", "label_ci", "diff_ci")} | {"valid_resamples": len(rows)}
-    cis = [[float(np.percentile(rows[:, j], tail)), float(np.percentile(rows[:, j], 100 - tail))] for j in range(3)]
-    return {"score_ci": cis[0], "label_ci": cis[1], "diff_ci": cis[2], "valid_resamples": int(len(rows))}
+    if valid.sum() < BOOTSTRAP / 2:
+        return {k: [math.nan, math.nan] for k in ("score_ci", "label_ci", "diff_ci")} | {"valid_resamples": int(valid.sum())}
+    cis = [list(stats.interval(col, CI_LEVEL)) for col in (s[valid], lab[valid], s[valid] - lab[valid])]
+    return {"score_ci": cis[0], "label_ci": cis[1], "diff_ci": cis[2], "valid_resamples": int(valid.sum())}
 
 
 def relative_hard_accuracy(records: list[dict]) -> list[float]:
-    """Hard accuracy over the best hard accuracy among ``records`` of the same task."""
     best = {t: max(r["hard_accuracy"] for r in records if r["task"] == t) for t in tasks_of(records)}
     return [r["hard_accuracy"] / best[r["task"]] if best[r["task"]] > 0 else 0.0 for r in records]
 
 
 def c5_runs(records: list[dict]) -> list[dict]:
-    """The runs C5 judges: held-out grid runs of learned tasks."""
     tasks = learned_tasks(records)
     return [r for r in grid_runs(records) if r["task"] in tasks and r["seed"] not in DEV_SEEDS]
 
 
 def check_c5(records: list[dict]) -> Verdict:
-    tasks = learned_tasks(records)
-    held = c5_runs(records)
+    tasks, held = learned_tasks(records), c5_runs(records)
     table = task_table(records, {t: {"held_out_runs": sum(r["task"] == t for r in held)} for t in tasks})
     if not held:
         return Verdict("C5", C5_STATEMENT, NO_POWER, "no held-out run of a learned task", table)
     rel = np.array(relative_hard_accuracy(held))
     score = np.array([stability_score(r) for r in held])
-    label = np.array([float(RECALL_NORM(r)) for r in held])
+    label = np.array([float(recall_outer(r)) for r in held])
     rho, rho_label = spearman(score, rel), spearman(label, rel)
-    within = [i for i, r in enumerate(held) if RECALL_NORM(r)]
-    rho_within = spearman(score[within], rel[within]) if len(within) > 2 else math.nan
     boot = spearman_bootstrap(score, label, rel)
     lo, hi = boot["diff_ci"]
-    if rho >= C5_MIN_SPEARMAN and lo > 0:  # NaN compares False: inconclusive
+    if rho >= C5_MIN_SPEARMAN and lo > 0:
         verdict = SUPPORTED
     elif hi < 0 or boot["score_ci"][1] < C5_FLOOR:
         verdict = NOT_SUPPORTED
     else:
         verdict = INCONCLUSIVE
     sc, dc = boot["score_ci"], boot["diff_ci"]
-    evidence = (f"on {len(held)} held-out runs of learned tasks ({', '.join(tasks)}), Spearman with hard accuracy / "
-                f"task best: stability score {rho:.2f} [{sc[0]:.2f}, {sc[1]:.2f}], label (recall + outer norm) "
-                f"{rho_label:.2f}; score minus label {_num(rho) - _num(rho_label):+.2f} [{dc[0]:+.2f}, {dc[1]:+.2f}]; "
-                f"within {len(within)} recall + outer-norm runs: {rho_within:.2f}")
-    return Verdict("C5", C5_STATEMENT, verdict, evidence, table, {
-        "spearman_score": rho, "spearman_label": rho_label, "spearman_within_recall_outer_norm": rho_within,
-        "held_out_runs": len(held), **boot})
+    evidence = (f"on {len(held)} held-out runs of learned tasks ({', '.join(tasks)}), Spearman with hard accuracy / task "
+                f"best: stability score {rho:.2f} [{sc[0]:.2f}, {sc[1]:.2f}], label (recall + post) {rho_label:.2f}; "
+                f"score minus label {rho - rho_label:+.2f} [{dc[0]:+.2f}, {dc[1]:+.2f}]")
+    return Verdict("C5", C5_STATEMENT, verdict, evidence, table,
+                   {"spearman_score": rho, "spearman_label": rho_label, "held_out_runs": len(held), **boot})
 
 
-C5_STATEMENT = "A stability score computed from easy data only predicts hard-split accuracy beyond the architecture label."
+C5_STATEMENT = "A stability score computed from easy data only predicts hard accuracy beyond the architecture label."
 
 
 def check_c6(records: list[dict]) -> Verdict:
-    tasks = learned_tasks(records)
-    judged = {}
+    tasks, judged = learned_tasks(records), {}
     for t in tasks:
         vs, base = variants(records, t), baselines(records, t)
-        ours = [k for k in vs if k[0] != "none" and k[1] != "none"]
+        ours = [k for k in vs if k[0] != "none" and k[1] == OUTER and k[2] == "add"]
         if not ours or not base:
             judged[t] = {"over_fixed_depth": {"status": UNCLEAR, "note": "runs missing"}}
             continue
-        best = max(ours, key=lambda k: seed_mean(vs[k]))
+        best = best_of(vs, ours)
         c = compare(by_seed(vs[best], base))
         judged[t] = {"over_fixed_depth": {"status": c.greater() if c else UNCLEAR, "a": "/".join(best),
                                           "a_mean": seed_mean(vs[best]), "baseline_mean": seed_mean(base),
-                                          **(c.as_dict() if c else {})},
-                     "depth": depth_side_report(records, t)}
+                                          **(c.as_dict() if c else {})}}
     parts = [p["over_fixed_depth"]["status"] for p in judged.values()]
     table = task_table(records, judged)
-    evidence = ("best recall + outer-norm variant at T_max minus the fixed-depth baseline at N: "
+    evidence = ("best recall + post variant at T_max minus the 15-block fixed-depth baseline: "
                 + _tasks_line(table, lambda p: f"{p['over_fixed_depth'].get('a', '')} " + _ci(p["over_fixed_depth"])))
     return Verdict("C6", C6_STATEMENT, combine(parts, bool(tasks)), evidence, table)
 
 
-C6_STATEMENT = "Test-time compute beats fixed depth: recall + outer norm at T_max beats a block trained and run at depth N."
-
-
-def depth_side_report(records: list[dict], task: str) -> list[dict]:
-    """Each recall + outer-norm run's hard accuracy at T_max and at the training depth N (reported only)."""
-    return [{"name": r["name"], "seed": r["seed"], "at_t_max": r["hard_accuracy"],
-             "at_train_depth": r["hard_accuracy_at_train_depth"]}
-            for r in grid_runs(records) if r["task"] == task and RECALL_NORM(r)]
-
-
-def _num(v: float) -> float:
-    return v if v is not None else math.nan
+C6_STATEMENT = "Test-time compute beats depth: the best recall + post loop at T_max beats a 15-block fixed-depth transformer."
 
 
 def judge(records: list[dict], internal_wins: frozenset[str]) -> list[Verdict]:
-    """Every claim's verdict. ``internal_wins``: the tasks on which C4 needs internal > input."""
+    """Every claim's verdict. ``internal_wins``: the tasks on which C4 needs internal > external."""
     return [check_c1(records), check_c2(records), check_c3(records), check_c4(records, internal_wins),
             check_c5(records), check_c6(records)]

@@ -1,16 +1,18 @@
-"""The grid of runs and how one run is carried out: train, evaluate, analyze, summarize.
+"""The grid of runs, each an independent job with a stable id, and how one is carried out: train,
+evaluate, analyze, summarize.
 
-Per task and seed: the six variants (recall x outer norm), trained with the plan's progressive
-loss and evaluated up to ``T_max = plan.max_iters``, and one fixed-depth baseline (internal
-recall + LayerNorm, ``alpha=0``: last-iteration loss at the training depth ``N``, evaluated at
-``N`` only; it needs no stability analysis). Every run of a task is scored on the same examples.
+Per task, seed and learning rate: the paper's block in every variant of the budget (recall x norm,
+and GRU + peri where the plan sets it), trained with the progressive loss and evaluated up to
+``T_max = plan.max_iters``; and the 15-block fixed-depth baseline (no recall, post norm,
+last-iteration loss at depth 1, evaluated at depth 1; it needs no stability analysis). Every run of a
+task is scored on the same examples.
 
-Each step writes its output atomically and is skipped when that output exists, so a killed
-reproduction resumes where it stopped (training itself resumes from its last checkpoint).
-A run is evaluated as ``looped eval`` does and its eval JSON kept: ``eval.json`` with halting off
-and each example's exact match, ``eval-halting.json`` with ``Halting()``. A finished run leaves
-``record.json``: everything the claims and the report need, including per-example correctness, so
-the report can be regenerated from records alone.
+A job's id names it (``prefix-sums-internal-post-add-s10``; ``-lr0.0003`` before the seed where a plan
+compares learning rates), ``looped reproduce --list`` prints them and ``--only ID`` runs one. Each step
+writes its output atomically and is skipped when that output exists, so jobs are idempotent and a
+killed one resumes where it stopped (training from its last checkpoint); two processes may run
+different jobs into one folder. A finished job leaves ``record.json``: everything the claims and the
+report need, per-example correctness and the attractor of every analysed example included.
 """
 
 from __future__ import annotations
@@ -25,22 +27,20 @@ from tqdm import tqdm
 
 from ..analysis import analyze_run
 from ..config import TrainConfig, model_config, pick_device
+from ..presets import schedule
 from ..evaluation import Halting, eval_result, evaluate
-from ..model import RECALLS
 from ..runs import WEIGHTS, Run, RunError
-from ..tasks import get_task
+from ..tasks import InputError, get_task
 from ..training import Trainer
-from .budgets import NORMS, Budget, TaskPlan
+from .budgets import NORMS, RECALLS, Budget, TaskPlan
 
 RECORD = "record.json"
 EVAL, EVAL_HALTING = "eval.json", "eval-halting.json"  # looped eval's JSON: halting off (scored), on (reported)
-DIVERGED, ANALYSIS = "diverged.json", "analysis.json"
-ANALYZE_TOL = 1e-5  # relative residual that counts as reaching the fixed point
-MAX_WARMUP, WARMUP_SHARE = 200, 10  # warmup: a tenth of the steps, at most 200
+DIVERGED, ANALYSIS, DEV = "diverged.json", "analysis.json", "development.json"
+ANALYZE_TOL = 1e-5  # relative k-step residual that counts as settled
 CHECKPOINTS_PER_RUN = 20  # so a killed run loses at most a twentieth of its training
-
-
-BASELINE = ("internal", "layernorm")  # the fixed-depth baseline's block
+BASELINE_BLOCKS, BASELINE_NORM = 15, "post"
+DEV_EVAL_N = 500  # examples of the easy accuracy a development run records along training
 
 
 @dataclass(frozen=True)
@@ -48,30 +48,56 @@ class RunSpec:
     plan: TaskPlan
     recall: str
     norm: str
+    residual: str
     seed: int
-    baseline: bool = False  # fixed depth N, last-iteration loss, evaluated at N only
+    lr: float
+    baseline: bool = False  # 15 blocks, one pass, no recall
 
     @property
     def name(self) -> str:
-        kind = "fixed" if self.baseline else f"{self.recall}-{self.norm}"
-        return f"{self.plan.task}-{kind}-s{self.seed}"
+        """The job's stable id."""
+        kind = "fixed" if self.baseline else f"{self.recall}-{self.norm}-{self.residual}"
+        lr = f"-lr{self.lr:g}" if len(self.plan.lrs) > 1 else ""
+        return f"{self.plan.task}-{kind}{lr}-s{self.seed}"
+
+    @property
+    def train_iters(self) -> int:
+        return 1 if self.baseline else self.plan.train_iters
 
     @property
     def eval_iters(self) -> int:
-        return self.plan.train_iters if self.baseline else self.plan.max_iters
+        return 1 if self.baseline else self.plan.max_iters
 
 
-def grid(budget: Budget) -> list[RunSpec]:
-    """Every run of ``budget``: per task and seed, recall x outer norm, then the fixed-depth baseline."""
-    return [spec for plan in budget.plans for seed in plan.seeds
-            for spec in [RunSpec(plan, r, n, seed) for r in RECALLS for n in NORMS] + [RunSpec(plan, *BASELINE, seed, True)]]
+def variants(plan: TaskPlan) -> list[tuple[str, str, str]]:
+    """(recall, norm, residual) of every looped variant of the plan."""
+    out = [(r, n, "add") for r in RECALLS for n in NORMS]
+    return out + ([(r, "peri", "gru") for r in RECALLS] if plan.gru else [])
 
 
-def run_all(budget: Budget, out: Path, workers: int = 1, progress: bool = True) -> list[dict]:
-    """Carry out every run not yet finished under ``out/runs``; returns all records in grid order."""
-    specs = grid(budget)
+def jobs(budget: Budget) -> list[RunSpec]:
+    """Every job of ``budget``, in a fixed order: per task, learning rate and seed, the variants, then the baseline."""
+    return [spec for plan in budget.plans for lr in plan.lrs for seed in plan.seeds
+            for spec in [RunSpec(plan, *v, seed, lr) for v in variants(plan)]
+            + [RunSpec(plan, "none", BASELINE_NORM, "add", seed, lr, baseline=True)]]
+
+
+def job(budget: Budget, name: str) -> RunSpec:
+    """The job with id ``name``. Raises ``InputError`` naming the budget's ids."""
+    for spec in jobs(budget):
+        if spec.name == name:
+            return spec
+    raise InputError(f"no job {name!r} in the {budget.name} budget; looped reproduce --budget {budget.name} --list "
+                     f"prints its {len(jobs(budget))} ids")
+
+
+def run_all(budget: Budget, out: Path, workers: int = 1, progress: bool = True,
+            only: list[str] | None = None) -> list[dict]:
+    """Carry out every job not yet finished under ``out/runs`` (or the jobs ``only``); returns the records of
+    every finished job, in grid order."""
+    specs = jobs(budget) if only is None else [job(budget, name) for name in only]
     todo = [s for s in specs if not (out / "runs" / s.name / RECORD).exists()]
-    bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc=f"reproduce {budget.name}", unit="run",
+    bar = tqdm(total=len(specs), initial=len(specs) - len(todo), desc=f"reproduce {budget.name}", unit=" runs",
                disable=not progress, dynamic_ncols=True)
     if workers <= 1:
         for spec in todo:
@@ -79,11 +105,16 @@ def run_all(budget: Budget, out: Path, workers: int = 1, progress: bool = True) 
             bar.update(1)
     else:
         with ProcessPoolExecutor(workers, initializer=_one_worker, initargs=(workers,)) as pool:
-            for job in as_completed([pool.submit(execute, s, out, budget) for s in todo]):
-                job.result()
+            for future in as_completed([pool.submit(execute, s, out, budget) for s in todo]):
+                future.result()
                 bar.update(1)
     bar.close()
-    return [read_record(out / "runs" / s.name) for s in specs]
+    return finished(budget, out)
+
+
+def finished(budget: Budget, out: Path) -> list[dict]:
+    """The records of every finished job of ``budget`` under ``out``, in grid order."""
+    return [read_record(out / "runs" / s.name) for s in jobs(budget) if (out / "runs" / s.name / RECORD).exists()]
 
 
 def _one_worker(workers: int) -> None:
@@ -92,13 +123,13 @@ def _one_worker(workers: int) -> None:
 
 def read_record(run: Path) -> dict:
     record = Run(run).read_json(RECORD)
-    if "correct" not in record:
-        raise RunError(f"{run / RECORD} predates rules v2 (no per-example outcomes); use a new --out")
+    if record.get("rules") != 3:
+        raise RunError(f"{run / RECORD} was written under other rules; use a new --out")
     return record
 
 
 def execute(spec: RunSpec, out: Path, budget: Budget) -> dict:
-    """Train, evaluate and analyze one run (each step skipped if done). Returns its record."""
+    """Train, evaluate and analyze one job (each step skipped if done). Returns its record."""
     path = out / "runs" / spec.name
     run = Run(path)
     if run.has(RECORD):
@@ -116,54 +147,69 @@ def execute(spec: RunSpec, out: Path, budget: Budget) -> dict:
             run.write_json(ANALYSIS, result)
         analysis = run.read_json(ANALYSIS)
     full, halted = (run.read_json(name) for name in (EVAL, EVAL_HALTING))
-    record = make_record(spec, full, halted, analysis) | {"diverged": run.has(DIVERGED)}
+    development = run.read_json(DEV) if run.has(DEV) else None
+    record = make_record(spec, full, halted, analysis, development) | {"diverged": run.has(DIVERGED)}
     run.write_json(RECORD, record)
     return record
 
 
+def train_config(spec: RunSpec, compile: bool) -> TrainConfig:
+    plan = spec.plan
+    return TrainConfig(
+        seed=spec.seed, steps=plan.steps, batch_size=plan.batch_size, lr=spec.lr, weight_decay=0.01, grad_clip=1.0,
+        **schedule(plan.steps), train_iters=spec.train_iters, alpha=0.0 if spec.baseline else 1.0, eval_every=plan.steps,
+        checkpoint_every=max(1, plan.steps // CHECKPOINTS_PER_RUN), compile=compile, device="auto")
+
+
 def train(spec: RunSpec, path: Path, compile: bool) -> None:
-    """Train (or resume) the run. A loss that turns non-finite ends training for good: the run keeps
-    its last good checkpoint, is evaluated and analyzed as such, and ``DIVERGED`` says where it stopped."""
+    """Train (or resume) the job. A loss that turns non-finite ends training for good: the run keeps its last
+    good checkpoint, is evaluated and analyzed as such, and ``DIVERGED`` says where it stopped. A development
+    plan's checkpoints record the easy accuracy along training in ``DEV``."""
     run = Run(path)
     if run.has(DIVERGED):
         return
-    plan = spec.plan
-    cfg = TrainConfig(
-        seed=spec.seed, steps=plan.steps, batch_size=plan.batch_size, lr=plan.lr,
-        warmup_steps=min(MAX_WARMUP, plan.steps // WARMUP_SHARE), train_iters=plan.train_iters, alpha=0.0 if spec.baseline else plan.alpha,
-        eval_every=plan.steps, checkpoint_every=max(1, plan.steps // CHECKPOINTS_PER_RUN), augment=plan.augment,
-        compile=compile, device="auto",
-    )
+    plan, cfg = spec.plan, train_config(spec, compile)
     if run.exists():
-        trainer = Trainer.resume(run.path, cfg.steps)
+        trainer = Trainer.resume(path, cfg.steps)
     else:
-        overrides = {**dict(plan.model), "recall": spec.recall, "outer_norm": spec.norm}
         task = get_task(plan.task)
-        trainer = Trainer.create(run.path, task, model_config(task, overrides=overrides), cfg)
+        overrides = {"d_model": plan.width, "n_heads": plan.heads, "recall": spec.recall, "norm": spec.norm,
+                     "residual": spec.residual, "blocks": BASELINE_BLOCKS if spec.baseline else 1}
+        trainer = Trainer.create(path, task, model_config(task, "paper", overrides), cfg)
+    marks = () if spec.baseline else plan.checkpoints
     try:
-        trainer.run(show_progress=False)
+        trainer.run(show_progress=False, on_step=lambda t, row: _development(t, spec, run) if t.step in marks else None)
     except FloatingPointError as e:
         if not run.has(WEIGHTS):
             raise
         run.write_json(DIVERGED, {"error": str(e)})
 
 
+def _development(trainer: Trainer, spec: RunSpec, run: Run) -> None:
+    """Record the easy accuracy at T_max at this step (a development plan's checkpoints)."""
+    seen = run.read_json(DEV) if run.has(DEV) else {"easy_accuracy_by_step": {}}
+    model = trainer.weights().eval()
+    curves = evaluate(model, trainer.task, list(spec.plan.easy), spec.eval_iters, n=DEV_EVAL_N, halting=None)
+    model.train()
+    seen["easy_accuracy_by_step"][str(trainer.step)] = sum(c.accuracy[-1] for c in curves) / len(curves)
+    run.write_json(DEV, seen)
+
+
 def evaluation(path: Path, spec: RunSpec) -> tuple[dict, dict]:
-    """The run's eval JSON (``looped eval``'s) on every split, up to ``spec.eval_iters``: with halting off
-    and each example's exact match there and at the training depth N; and with ``Halting()``."""
+    """The job's eval JSON (``looped eval``'s) on every split, up to ``spec.eval_iters``: with halting off and
+    each example's exact match there and at the training depth; and with ``Halting()``."""
     plan = spec.plan
     run = Run(path)
     model, task, _ = run.load(pick_device("auto"))
     T, splits = spec.eval_iters, list(plan.easy + plan.hard)
-    full = evaluate(model, task, splits, T, n=plan.n_eval, halting=None, correct_at=(plan.train_iters, T))
+    full = evaluate(model, task, splits, T, n=plan.n_eval, halting=None, correct_at=sorted({spec.train_iters, T}))
     halted = evaluate(model, task, splits, T, n=plan.n_eval, halting=Halting())
     return eval_result(task, run.path, full, T, 0, None), eval_result(task, run.path, halted, T, 0, Halting())
 
 
-def make_record(spec: RunSpec, full: dict, halted: dict, analysis: dict | None) -> dict:
-    """The run's summary: accuracies at ``T_max`` (at N for the baseline), per-example outcomes,
-    the oracle and halting accuracies (reported only), and its stability numbers (None for the baseline).
-    ``full``, ``halted``: the eval JSON of ``evaluation``."""
+def make_record(spec: RunSpec, full: dict, halted: dict, analysis: dict | None, development: dict | None) -> dict:
+    """The job's summary: accuracies at ``T_max`` (at depth 1 for the baseline), per-example outcomes, the
+    oracle and halting accuracies (reported only), and its stability (None for the baseline)."""
     plan = spec.plan
     by_split = {r["split"]: r for r in full["results"]}
     curve = {s: [r["accuracy_by_iteration"][str(t)] for t in range(1, spec.eval_iters + 1)] for s, r in by_split.items()}
@@ -173,38 +219,41 @@ def make_record(spec: RunSpec, full: dict, halted: dict, analysis: dict | None) 
     def mean(names, value):
         return sum(value(s) for s in names) / len(names)
 
+    depth = spec.train_iters
     return {
-        "name": spec.name, "task": plan.task, "recall": spec.recall, "outer_norm": spec.norm, "seed": spec.seed,
-        "baseline": spec.baseline, "easy": list(plan.easy), "hard": list(plan.hard),
-        "n_eval": min(by_split[s]["n"] for s in plan.hard), "train_iters": plan.train_iters,
-        "eval_iters": spec.eval_iters,
+        "rules": 3, "name": spec.name, "task": plan.task, "recall": spec.recall, "norm": spec.norm,
+        "residual": spec.residual, "variant": "fixed" if spec.baseline else f"{spec.recall}/{spec.norm}/{spec.residual}",
+        "seed": spec.seed, "lr": spec.lr, "baseline": spec.baseline, "easy": list(plan.easy), "hard": list(plan.hard),
+        "n_eval": min(by_split[s]["n"] for s in plan.hard), "train_iters": depth, "eval_iters": spec.eval_iters,
         "easy_accuracy": mean(plan.easy, lambda s: curve[s][-1]),
         "hard_accuracy": mean(plan.hard, lambda s: curve[s][-1]),
-        "hard_accuracy_at_train_depth": mean(plan.hard, lambda s: curve[s][plan.train_iters - 1]),
+        "hard_accuracy_at_train_depth": mean(plan.hard, lambda s: curve[s][depth - 1]),
         "hard_oracle_accuracy": mean(plan.hard, lambda s: max(curve[s])),
         "hard_halting_accuracy": mean(plan.hard, halting.__getitem__),
         "curves": {s: curve[s] for s in plan.easy + plan.hard},
         "correct": {s: correct(s, spec.eval_iters) for s in plan.easy + plan.hard},
-        "correct_at_train_depth": {s: correct(s, plan.train_iters) for s in plan.hard},
+        "correct_at_train_depth": {s: correct(s, depth) for s in plan.hard},
+        "development": development,
         "stability": None if analysis is None else stability_record(analysis),
     }
 
 
 def stability_record(analysis: dict) -> dict:
-    """What the claims read of a run's ``looped analyze`` result, and its attractors per example."""
+    """What the claims read of a job's ``looped analyze`` result, and its attractors per example."""
     att, a, i, g = (analysis[k] for k in ("attractors", "reachability", "input_dependence", "geometry"))
     return {
         "n": analysis["n"],
-        "reachable_fraction": att["settled_with_constant_prediction_fraction"],
-        "rho_median": att["multiplier_median"],
+        "verdicts": analysis["verdicts"],
+        "settled_fraction": att["settled_with_constant_prediction_fraction"],
+        "multiplier_median": att["multiplier_median"],
         "state_norm_growth": a["state_norm_growth_median"],
-        "input_dependent_at_fixed_h0": i["autonomy_input_dependent"],
         "sensitivity_median": i["sensitivity_median"],
+        "precision_median": i["precision_median"],
+        "input_dependent_at_fixed_h0": i["autonomy_input_dependent"],
         "distinct_fraction": i["distinct_attractors"] / analysis["n"],
         "lipschitz_median": g["lipschitz_median"],
         "cond_median": g["cond_median"],
         "backward_converged_fraction": g["backward_converged_fraction"],
-        "verdicts": analysis["verdicts"],
         "attractor_shares": {label: s["share"] for label, s in att["shares"].items()},
         "examples": attractor_examples(analysis),
     }

@@ -1,10 +1,11 @@
-"""``REPORT.md``, ``summary.json`` and the PNG plots of a reproduction, from its run records alone."""
+"""``REPORT.md``, ``summary.json`` and the PNG plots of a reproduction (rules v3), from its run records alone."""
 
 from __future__ import annotations
 
 import math
 import platform
 import subprocess
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
@@ -12,14 +13,11 @@ import numpy as np
 import torch
 
 from ..io import atomic_write, json_safe, write_json
-from ..model import RECALLS
-from .budgets import NORMS
-from .claims import (RECALL_NORM, RULES, Verdict, baselines, c5_runs, grid_runs, learned, relative_hard_accuracy,
-                     spearman, stability_score, tasks_of)
+from .budgets import NORMS, RECALLS
+from .claims import (RULES, Verdict, baselines, c5_runs, grid_runs, learned, recall_outer, relative_hard_accuracy,
+                     spearman, stability_score, tasks_of, variant, variants)
 
-VARIANTS = [(r, n) for r in RECALLS for n in NORMS]
 CURVES_PNG, SCORE_PNG = "accuracy_vs_iterations.png", "score_vs_accuracy.png"
-Z95 = 1.96  # the plots' normal 95% band
 
 
 def machine() -> str:
@@ -29,8 +27,7 @@ def machine() -> str:
 
 
 def commit() -> str | None:
-    """The git commit of the code that wrote the report, marked when the checkout has uncommitted
-    changes (None outside a git checkout)."""
+    """The git commit of the code that wrote the report, marked when the checkout has uncommitted changes."""
     here = Path(__file__).parent
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
@@ -43,48 +40,100 @@ def commit() -> str | None:
 
 
 def summary_run(r: dict) -> dict:
-    """A run record without its curves and per-example outcomes, with its stability score."""
-    return {k: v for k, v in r.items() if k not in ("curves", "correct", "correct_at_train_depth")} | {
-        "stability_score": None if r.get("stability") is None else stability_score(r)}
+    """A run record without its curves, per-example outcomes and attractor traces, with its stability score."""
+    out = {k: v for k, v in r.items() if k not in ("curves", "correct", "correct_at_train_depth")}
+    if r.get("stability") is not None:
+        out["stability"] = {k: v for k, v in r["stability"].items() if k != "examples"}
+        out["stability_score"] = stability_score(r)
+    return out
 
 
-def write_report(out: Path, budget: str, records: list[dict], verdicts: list[Verdict], command: str) -> None:
+def write_report(out: Path, budget: str, records: list[dict], verdicts: list[Verdict], command: str,
+                 expected: int) -> None:
+    """``expected``: the jobs of the budget, so that a report of a partial run says so."""
     out.mkdir(parents=True, exist_ok=True)
     sha = commit()
     summary = {"rules": RULES, "budget": budget, "command": command, "commit": sha, "machine": machine(),
+               "runs_finished": len(records), "runs_expected": expected,
                "verdicts": [asdict(v) for v in verdicts], "runs": [summary_run(r) for r in records]}
     write_json(out / "summary.json", json_safe(summary))
     curves_plot(records, out / CURVES_PNG)
     score_plot(records, out / SCORE_PNG)
-    text = markdown(budget, records, verdicts, command, sha)
+    text = markdown(budget, records, verdicts, command, sha, expected)
     atomic_write(out / "REPORT.md", lambda tmp: Path(tmp).write_text(text))
 
 
-def markdown(budget: str, records: list[dict], verdicts: list[Verdict], command: str, sha: str | None) -> str:
+def markdown(budget: str, records: list[dict], verdicts: list[Verdict], command: str, sha: str | None,
+             expected: int) -> str:
     seeds = sorted({r["seed"] for r in records})
-    tasks = tasks_of(records)
+    partial = "" if len(records) == expected else f" **Partial: {len(records)} of {expected} runs finished.**"
     lines = [
         f"# Reproduction: Stability and Generalization in Looped Transformers (`{budget}` budget, rules v{RULES})", "",
         f"Command: `{command}`. Commit: `{sha or 'unknown'}`. Machine: {machine()}. Seeds: {', '.join(map(str, seeds))}. "
-        f"{len(records)} runs: recall {{{', '.join(RECALLS)}}} x outer norm {{{', '.join(NORMS)}}} x seeds x tasks "
-        f"({', '.join(tasks)}), plus one fixed-depth baseline per task and seed. Stability is analyzed on easy data "
-        "only. Hard accuracy is exact match at the evaluation cap T_max, halting off, averaged over the hard splits; "
-        "differences are seed-averaged with 95% paired bootstrap intervals over examples. The rules are in "
-        "`looped/reproduce/claims.py`.", "",
+        f"{len(records)} runs.{partial} The paper's block (`--arch paper`); \"outer normalization\" is `post`. Data: this "
+        "project's offline generators and puzzles (the paper's sets are downloaded at run time and cannot be fetched "
+        "here). Hard accuracy is exact match at the evaluation cap T_max, halting off, averaged over the hard splits; "
+        "differences are seed-averaged with 95% intervals from a two-level bootstrap (seeds, then examples, paired). "
+        "Stability is analyzed on easy data only, on the attractor. The rules are in `looped/reproduce/claims.py`.", "",
         "## Claims", "", "| claim | verdict | evidence |", "|---|---|---|",
     ]
     lines += [f"| **{v.claim}** {v.statement} | **{v.verdict}** | {v.evidence} |" for v in verdicts]
-    lines += ["", "## Tasks", "", "| task | learned | best variant's easy accuracy at T_max (mean over seeds) |",
-              "|---|---|---|"]
-    for t in tasks:
+    lines += ["", "## Tasks", "", "| task | learned | best variant's easy accuracy at T_max (mean over seeds) |", "|---|---|---|"]
+    for t in tasks_of(records):
         ok, easy = learned(records, t)
         lines.append(f"| {t} | {'yes' if ok else '**no**'} | {easy:.3f} |")
     lines += ["", "A task is learned when that accuracy is at least 0.5; claims are judged on learned tasks only.", ""]
-    for t in tasks:
+    lines += paper_table(records) + attractor_table(records)
+    for t in tasks_of(records):
         lines += task_section(records, t)
     lines += ["## Plots", "", f"![accuracy against iterations]({CURVES_PNG})", "",
               f"![stability score against hard accuracy]({SCORE_PNG})", ""]
     return "\n".join(lines)
+
+
+def _spread(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{np.mean(values):.3f} +- {(max(values) - min(values)) / 2:.3f}"
+
+
+def paper_table(records: list[dict]) -> list[str]:
+    """Shaped like the paper's tables: rows norm x recall, columns tasks; easy / hard accuracy, seed mean +- half
+    the spread."""
+    tasks = tasks_of(records)
+    rows = sorted({variant(r) for r in grid_runs(records)}, key=lambda v: (NORMS.index(v[1]) if v[1] in NORMS else 9,
+                                                                         v[2], RECALLS.index(v[0])))
+    lines = ["## Accuracy by variant (easy / hard at T_max; seed mean +- half the spread)", "",
+             "| norm | residual | recall | " + " | ".join(tasks) + " |", "|---|---|---|" + "---|" * len(tasks)]
+    for recall, norm, residual in rows:
+        cells = []
+        for t in tasks:
+            runs = variants(records, t).get((recall, norm, residual), {})
+            cells.append(f"{_spread([r['easy_accuracy'] for r in runs.values()])} / "
+                         f"{_spread([r['hard_accuracy'] for r in runs.values()])}")
+        lines.append(f"| {norm} | {residual} | {recall} | " + " | ".join(cells) + " |")
+    cells = [f"{_spread([r['easy_accuracy'] for r in baselines(records, t).values()])} / "
+             f"{_spread([r['hard_accuracy'] for r in baselines(records, t).values()])}" for t in tasks]
+    lines += ["| 15 blocks, fixed depth | add | none | " + " | ".join(cells) + " |", ""]
+    return lines
+
+
+def attractor_table(records: list[dict]) -> list[str]:
+    """The share of each attractor class over the analysed examples of each variant and task."""
+    lines = ["## Attractors on easy data (share of analysed examples, over seeds)", "",
+             "| task | variant | runs | classes |", "|---|---|---|---|"]
+    for t in tasks_of(records):
+        for v, runs in variants(records, t).items():
+            counts, total = Counter(), 0
+            for r in runs.values():
+                for e in (r["stability"] or {}).get("examples", []):
+                    counts[{"fixed": "fixed point", "cycle": f"{e['period']}-cycle"}.get(e["kind"], e["kind"])] += 1
+                    total += 1
+            shares = ", ".join(f"{k} {c / total:.0%}" for k, c in counts.most_common()) if total else "-"
+            lines.append(f"| {t} | {'/'.join(v)} | {len(runs)} | {shares} |")
+    return lines + [""]
 
 
 def task_section(records: list[dict], task: str) -> list[str]:
@@ -92,27 +141,22 @@ def task_section(records: list[dict], task: str) -> list[str]:
     first = rs[0]
     lines = [f"## {task}", "",
              f"Easy splits {', '.join(first['easy'])}; hard splits {', '.join(first['hard'])}; {first['n_eval']} examples "
-             f"per split; training depth N = {first['train_iters']}; T_max = "
-             f"{max(r['eval_iters'] for r in rs)}. Mean (min-max) over seeds. *Judged*: easy and hard accuracy at "
-             "T_max. *Reported only*: hard accuracy at N, the best over iterations (oracle) and where adaptive halting "
-             "stops. Stability columns count runs judged so by `looped analyze` on easy data.", "",
-             "| recall | outer norm | easy | hard (T_max) | hard at N | hard oracle | hard halting | reachable | "
-             "input-dependent | smooth | stability score |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for recall, norm in VARIANTS:
-        group = [r for r in grid_runs(rs) if r["recall"] == recall and r["outer_norm"] == norm]
-        if not group:
-            continue
-        count = lambda key: f"{sum(r['stability']['verdicts'][key] for r in group)}/{len(group)}"  # noqa: E731
-        lines.append(f"| {recall} | {norm} | {_spread(group, 'easy_accuracy')} | {_spread(group, 'hard_accuracy')} | "
-                     f"{_spread(group, 'hard_accuracy_at_train_depth')} | {_spread(group, 'hard_oracle_accuracy')} | "
-                     f"{_spread(group, 'hard_halting_accuracy')} | {count('reachable')} | {count('input_dependent')} | "
-                     f"{count('smooth_and_backprop_stable')} | "
-                     f"{_spread_values([stability_score(r) for r in group])} |")
+             f"per split; training depth {max(r['train_iters'] for r in rs)}; T_max {max(r['eval_iters'] for r in rs)}. "
+             "Per variant, mean (min-max) over seeds. *Judged*: easy and hard accuracy at T_max. *Reported only*: hard "
+             "accuracy at the training depth, the best over iterations (oracle) and where adaptive halting stops.", "",
+             "| variant | easy | hard (T_max) | hard at N | hard oracle | hard halting | reachable | input-dependent | "
+             "smooth | stability score |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for v, runs in variants(records, task).items():
+        group = list(runs.values())
+        count = lambda key: f"{sum(bool(r['stability']['verdicts'][key]) for r in group)}/{len(group)}"  # noqa: E731
+        lines.append(f"| {'/'.join(v)} | {_range(group, 'easy_accuracy')} | {_range(group, 'hard_accuracy')} | "
+                     f"{_range(group, 'hard_accuracy_at_train_depth')} | {_range(group, 'hard_oracle_accuracy')} | "
+                     f"{_range(group, 'hard_halting_accuracy')} | {count('reachable')} | {count('input_dependent')} | "
+                     f"{count('smooth_and_backprop_stable')} | {_range_values([stability_score(r) for r in group])} |")
     base = list(baselines(records, task).values())
     if base:
-        lines.append(f"| fixed depth N (internal) | layernorm | {_spread(base, 'easy_accuracy')} (at N) | "
-                     f"{_spread(base, 'hard_accuracy')} (at N) | {_spread(base, 'hard_accuracy_at_train_depth')} | "
-                     f"{_spread(base, 'hard_oracle_accuracy')} | {_spread(base, 'hard_halting_accuracy')} | - | - | - | - |")
+        lines.append(f"| 15 blocks, fixed depth | {_range(base, 'easy_accuracy')} | {_range(base, 'hard_accuracy')} | - | "
+                     f"- | - | - | - | - | - |")
     lines.append("")
     diverged = [r["name"] for r in rs if r.get("diverged")]
     if diverged:
@@ -120,11 +164,11 @@ def task_section(records: list[dict], task: str) -> list[str]:
     return lines
 
 
-def _spread(group: list[dict], key: str) -> str:
-    return _spread_values([r[key] for r in group])
+def _range(group: list[dict], key: str) -> str:
+    return _range_values([r[key] for r in group])
 
 
-def _spread_values(values: list[float]) -> str:
+def _range_values(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.3f}"
     return f"{np.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
@@ -140,38 +184,36 @@ def _pyplot():
 
 
 def curves_plot(records: list[dict], path: Path) -> None:
-    """Per task: mean accuracy over seeds against iterations on the first easy and the last hard split,
-    with a normal 95% band over examples; the fixed-depth baseline as a point at N."""
+    """Per task: seed-mean accuracy against iterations on the first easy and the last hard split, with the band
+    of the seeds' min and max; the fixed-depth baseline as a point at depth 1."""
     plt = _pyplot()
     tasks = tasks_of(records)
     fig, axes = plt.subplots(len(tasks), 2, figsize=(13, 3.8 * len(tasks)), squeeze=False)
     for row, task in zip(axes, tasks):
         rs = [r for r in records if r["task"] == task]
+        keys = list(variants(records, task))
         for ax, split in zip(row, (rs[0]["easy"][0], rs[0]["hard"][-1])):
-            for recall, norm in VARIANTS:
-                group = [r for r in grid_runs(rs) if r["recall"] == recall and r["outer_norm"] == norm]
-                if not group:
-                    continue
-                mean = np.mean([r["curves"][split] for r in group], axis=0)
-                half = Z95 * np.sqrt(mean * (1 - mean) / rs[0]["n_eval"])
-                xs = np.arange(1, len(mean) + 1)
-                color = f"C{VARIANTS.index((recall, norm))}"
-                ax.plot(xs, mean, color=color, lw=2, ls="-" if norm != "none" else "--", label=f"{recall} / {norm}")
-                ax.fill_between(xs, np.clip(mean - half, 0, 1), np.clip(mean + half, 0, 1), color=color, alpha=0.2)
-            base = list(baselines(rs, task).values())
+            for c, key in enumerate(keys):
+                group = list(variants(records, task)[key].values())
+                curves = np.array([r["curves"][split] for r in group])
+                xs = np.arange(1, curves.shape[1] + 1)
+                color = f"C{c % 10}"
+                ls = "-" if key[1] == "post" else "--" if key[1] == "peri" else ":"
+                ax.plot(xs, curves.mean(0), color=color, lw=1.8, ls=ls, label="/".join(key))
+                ax.fill_between(xs, curves.min(0), curves.max(0), color=color, alpha=0.15)
+            base = list(baselines(records, task).values())
             if base:
-                y = float(np.mean([r["curves"][split][-1] for r in base]))
-                ax.errorbar([rs[0]["train_iters"]], [y], yerr=[Z95 * math.sqrt(y * (1 - y) / rs[0]["n_eval"])],
-                            fmt="k*", ms=14, capsize=4, label="fixed depth N (baseline)")
-            ax.axvline(rs[0]["train_iters"], color="grey", ls=":", lw=1)
+                ax.plot([1], [np.mean([r["curves"][split][-1] for r in base])], "k*", ms=12, label="15 blocks, fixed depth")
+            ax.axvline(max(r["train_iters"] for r in rs), color="grey", ls=":", lw=1)
             ax.set_title(f"{task}: split {split} ({'easy' if split in rs[0]['easy'] else 'hard'})")
-            ax.set_xlabel("iteration (dotted line: training depth N)")
+            ax.set_xlabel("iteration (dotted line: training depth)")
             ax.set_ylabel("exact-match accuracy")
             ax.set_ylim(-0.02, 1.02)
-        row[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.suptitle("Accuracy against iterations, mean over seeds (band: 95% over examples)")
+        row[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.suptitle("Accuracy against iterations: mean over seeds, band from the lowest to the highest seed "
+                 "(line style: post solid, peri dashed, pre dotted)")
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     plt.close(fig)
 
 
@@ -181,40 +223,33 @@ def score_plot(records: list[dict], path: Path) -> None:
     held = c5_runs(records)
     note = "held-out runs of learned tasks"
     if not held:
-        held, note = [r for r in grid_runs(records) if r.get("stability")], "no held-out learned run: every grid run"
+        held, note = [r for r in grid_runs(records) if r.get("stability")], "no held-out learned run: every run"
     rel = np.array(relative_hard_accuracy(held)) if held else np.zeros(0)
     score = np.array([stability_score(r) for r in held])
-    label = np.array([float(RECALL_NORM(r)) for r in held])
-    tasks = tasks_of(held)
-    markers = dict(zip(tasks, "osD^vP"))
-    rng = np.random.default_rng(0)
-    jitter = rng.uniform(-0.12, 0.12, len(held))  # spread piled-up points
-    span = max(float(np.ptp(score)), 0.1) if len(score) else 0.1
-    tied = np.array([np.sum(score == v) > 1 for v in score])
-    score_x = score + np.where(tied, rng.uniform(-0.02, 0.02, len(held)) * span, 0.0)
-    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
-    panels = ((axes[0], score_x, f"stability score (easy data): Spearman {spearman(score, rel):.2f}"),
-              (axes[1], label + jitter, f"label baseline, recall + outer norm = 1: Spearman {spearman(label, rel):.2f}"))
-    for ax, xs, title in panels:
-        for (recall, norm) in VARIANTS:
-            for t in tasks:
-                sel = [i for i, r in enumerate(held) if (r["recall"], r["outer_norm"], r["task"]) == (recall, norm, t)]
-                if sel:
-                    ax.scatter(xs[sel], rel[sel], s=80, alpha=0.7, marker=markers[t], edgecolor="k",
-                               color=f"C{VARIANTS.index((recall, norm))}")
+    label = np.array([float(recall_outer(r)) for r in held])
+    jitter = np.random.default_rng(0).uniform(-0.12, 0.12, len(held))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
+    markers = dict(zip(tasks_of(held), "osD^vP"))
+    for ax, xs, title in ((axes[0], score, f"stability score (easy data): Spearman {_sp(score, rel)}"),
+                          (axes[1], label + jitter, f"label (recall + post = 1): Spearman {_sp(label, rel)}")):
+        for i, r in enumerate(held):
+            ax.scatter(xs[i], rel[i], s=60, alpha=0.7, marker=markers[r["task"]], edgecolor="k",
+                       color="C3" if recall_outer(r) else "C0" if r["recall"] != "none" else "C7")
         ax.set_title(title, fontsize=10)
-        ax.set_ylabel("hard accuracy at T_max / task's best run")
+        ax.set_ylabel("hard accuracy at T_max / the task's best run")
         ax.grid(alpha=0.3)
-    axes[0].set_xlabel("stability score (tied points jittered horizontally)")
-    axes[1].set_xlabel("label (points jittered horizontally)")
-    axes[1].set_xticks([0, 1], ["other", "recall + outer norm"])
-    for recall, norm in VARIANTS:
-        axes[1].scatter([], [], s=80, color=f"C{VARIANTS.index((recall, norm))}", edgecolor="k",
-                        label=f"{recall} / {norm}")
-    for t in tasks:
-        axes[1].scatter([], [], s=80, color="white", edgecolor="k", marker=markers[t], label=t)
+    axes[1].set_xticks([0, 1], ["other", "recall + post"])
+    for label_, color in (("recall + post", "C3"), ("other recall", "C0"), ("no recall", "C7")):
+        axes[1].scatter([], [], s=60, color=color, edgecolor="k", label=label_)
+    for t, m in markers.items():
+        axes[1].scatter([], [], s=60, color="white", edgecolor="k", marker=m, label=t)
     axes[1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.suptitle(f"C5: {note} ({len(held)})")
     fig.tight_layout()
-    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"))
     plt.close(fig)
+
+
+def _sp(a: np.ndarray, b: np.ndarray) -> str:
+    v = spearman(a, b) if len(a) > 2 else math.nan
+    return "n/a" if math.isnan(v) else f"{v:.2f}"
