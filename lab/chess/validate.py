@@ -2,6 +2,8 @@
 
 Usage: python lab/chess/validate.py RUN [RUN ...] [--max-iters T] [--json OUT]
        python lab/chess/validate.py --plot JSONL PNG   # accuracy against iterations of every run in JSONL
+       python lab/chess/validate.py --table JSONL [NAME ...]   # validation.md's validation table rows
+       python lab/chess/validate.py --pair JSONL:NAME JSONL:NAME   # a paired table at each run's last iteration
 
 Splits, all from the generated mate-in-1/2 puzzles (never mate 3-5, never the rated bands):
 
@@ -79,6 +81,50 @@ def validate(run: Path, max_iters: int | None) -> dict:
 
 
 PLOTTED = ("val-mate1", "val-mate2", "val-mate2-deep")
+LOSSES = {  # the validation table's loss column, per run name
+    "base": "squares", "masked": "legal moves", "n4-masked": "legal moves", "n16-masked": "legal moves",
+    "lines-masked": "legal moves, lines only", "king16-masked": "legal moves, king neighbourhood",
+    "king8-masked": "legal moves, king neighbourhood", "king16-squares": "squares, king neighbourhood",
+    "models/chess": "squares",
+}
+
+
+def records(jsonl: Path) -> dict[str, dict]:
+    """The runs of a --json file by name (the run directory's name; ``models/chess`` as written)."""
+    out = {}
+    for line in jsonl.read_text().splitlines():
+        r = json.loads(line)
+        out[r["run"] if r["run"].startswith("models/") else Path(r["run"]).name] = r
+    return out
+
+
+def table(jsonl: Path, names: list[str]) -> list[str]:
+    """Validation-table rows: the run's settings, then one row per split."""
+    runs_ = records(jsonl)
+    lines = ["| run | N | loss | steps | CPU s | wall s | split | at N | at 4N | 4N - N [95%] | best (iteration) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name in names or list(runs_):
+        r = runs_[name]
+        cpu = "-" if r.get("cpu_s") is None else f"{r['cpu_s']:.0f}"
+        head = f"| {name} | {r['train_iters']} | {LOSSES.get(name, '-')} | {r['steps']} | {cpu} | {r['elapsed_s']:.0f} |"
+        for i, (split, v) in enumerate(r["splits"].items()):
+            lo, hi = v["gain_4N_over_N_interval"]
+            lines.append((head if i == 0 else "| | | | | | |") + f" {split} ({v['n']}) | {v['at_N']:.3f} | "
+                         f"{v['at_4N']:.3f} | {v['at_4N'] - v['at_N']:+.3f} [{lo:+.3f}, {hi:+.3f}] | "
+                         f"{v['best']:.3f} ({v['best_iteration']}) |")
+    return lines
+
+
+def pair(a: str, b: str) -> list[str]:
+    """A paired table of two runs (``JSONL:NAME`` each) at their last iterations, on the splits both hold."""
+    (fa, na), (fb, nb) = a.rsplit(":", 1), b.rsplit(":", 1)
+    ra, rb = records(Path(fa))[na], records(Path(fb))[nb]
+    lines = ["| split | A | B | A - B | 95% interval |", "|---|---|---|---|---|"]
+    for split in PLOTTED:
+        x, y = (np.frombuffer(r["splits"][split]["correct_last"].encode(), np.uint8) == ord("1") for r in (ra, rb))
+        lo, hi = stats.paired_interval(x, y)
+        lines.append(f"| {split} | {x.mean():.3f} | {y.mean():.3f} | {x.mean() - y.mean():+.3f} | [{lo:+.3f}, {hi:+.3f}] |")
+    return lines
 
 
 def plot(jsonl: Path, png: Path) -> None:
@@ -117,7 +163,14 @@ def main(argv=None) -> int:
     p.add_argument("--json", type=Path, default=None, help="append one JSON line per run here")
     p.add_argument("--plot", type=Path, nargs=2, metavar=("JSONL", "PNG"), default=None,
                    help="draw the runs of JSONL (as --json writes it) into PNG, and run nothing")
+    p.add_argument("--table", type=Path, default=None, metavar="JSONL",
+                   help="print the validation table of JSONL's runs (or of the RUN names given), and run nothing")
+    p.add_argument("--pair", nargs=2, default=None, metavar=("JSONL:A", "JSONL:B"),
+                   help="print the paired table A - B at each run's last iteration, and run nothing")
     args = p.parse_args(argv)
+    if args.table or args.pair:
+        print("\n".join(table(args.table, [str(r) for r in args.runs]) if args.table else pair(*args.pair)))
+        return 0
     if args.plot:
         plot(*args.plot)
         return 0

@@ -18,6 +18,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 TIERS = ["easy", "medium", "hard", "harder", "hardest", "search"]
 RECALLS = ["internal", "input", "none"]
+RECIPES = {
+    "sd-internal-layernorm": "3,000 steps, internal recall", "sd-input-layernorm": "3,000 steps, input recall",
+    "sd-none-layernorm": "3,000 steps, no recall", "sd-long": "sd-internal-layernorm-s0 continued to 10,000 steps",
+    "sd-2h": "one schedule over 112 minutes", "sd-2h-ddp": "sd-2h on two torchrun processes",
+    "sd-2h-ema": "sd-2h + weight average 0.999",
+}
 LONG_RUNS = {  # run -> its plot
     "sd-long": "sudoku_long_tiers.png", "sd-2h": "sudoku_2h_tiers.png", "sd-2h-ddp": "sudoku_2h_ddp_tiers.png",
     "sd-2h-ema": "sudoku_2h_ema_tiers.png",
@@ -55,6 +61,64 @@ def run_table(runs_dir: Path) -> None:
         valid = e["hardest"].get("best_valid", float("nan"))
         print(f"| {run.name} | {e['easy']['n']} | " + " | ".join(cells) +
               f" | {valid:.3f} | {metrics[-1]['elapsed_s'] / 60:.0f} min |")
+
+
+def hardest_2000(run: Path, cap: int) -> dict | None:
+    """Best accuracy and iteration over the first ``cap`` iterations on 2,000 ``hardest`` puzzles, from the
+    evaluation kept with that cap or a longer one (halting off: the first ``cap`` iterations are the same)."""
+    for name in ("eval-hardest-2000", "eval-hardest-2000-cap324"):
+        path = run / f"{name}.json"
+        if not path.exists():
+            continue
+        r = json.loads(path.read_text())["results"][0]
+        acc = r["accuracy_by_iteration"]
+        if max(map(int, acc)) >= cap:
+            best, t = max((acc[str(t)], -t) for t in range(1, cap + 1))
+            return {**r, "best_accuracy": best, "best_iteration": -t}
+    return None
+
+
+def last_metrics(run: Path) -> dict:
+    return json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])
+
+
+def summary_table(runs_dir: Path) -> None:
+    """The page's first table: best accuracy per hard tier (500 puzzles) and on 2,000 ``hardest`` puzzles."""
+    print("| run | recipe | steps | hard | harder | hardest (500) | search | hardest, 2,000 puzzles |")
+    print("|---|---|---|---|---|---|---|---|")
+    for group in ("sd-internal-layernorm", "sd-input-layernorm", "sd-none-layernorm"):
+        runs = sorted(runs_dir.glob(f"{group}-s*"))
+        if not runs:
+            continue
+        cells = [" / ".join(f"{evals(r)[t]['best_accuracy']:.3f}" for r in runs) for t in TIERS[2:]]
+        name = runs[0].name if len(runs) == 1 else f"{runs[0].name} / -{runs[1].name.rsplit('-', 1)[1]}"
+        print(f"| {name} | {RECIPES[group]} | {last_metrics(runs[0])['step']:,} | " + " | ".join(cells) + " | - |")
+    for name in LONG_RUNS:
+        run = runs_dir / name
+        if not evals(run):
+            continue
+        caps = [(cap, hardest_2000(run, cap)) for cap in (200, 324)]
+        big = ", ".join(f"{r['best_accuracy']:.4f} (cap {cap})" for cap, r in caps if r) or "-"
+        cells = [f"{evals(run)[t]['best_accuracy']:.3f}" for t in TIERS[2:]]
+        print(f"| {name} | {RECIPES[name]} | {last_metrics(run)['step']:,} | " + " | ".join(cells) + f" | {big} |")
+
+
+def long_table(runs_dir: Path) -> None:
+    """The long runs: training time and the 2,000-puzzle ``hardest`` evaluations (500 puzzles where that is all)."""
+    print("| run | steps | training time | s/step | hardest at 20 iterations | hardest, n=2,000, cap 200 (best iteration) "
+          "| hardest, n=2,000, cap 324 (best iteration) | blank-cell accuracy, hardest |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in LONG_RUNS:
+        run = runs_dir / name
+        if not evals(run):
+            continue
+        m = last_metrics(run)
+        cap200, cap324 = hardest_2000(run, 200), hardest_2000(run, 324)
+        ref = cap200 or cap324 or evals(run)["hardest"]
+        best = lambda r: f"{r['best_accuracy']:.4f} ({r['best_iteration']})" if r else "-"  # noqa: E731
+        print(f"| {name} | {m['step']:,} | {m['elapsed_s']:,.0f} s | {m['elapsed_s'] / m['step']:.2f} | "
+              f"{at(ref, 20):.3f} (n={ref['n']:,}) | {best(cap200)} | {best(cap324)} | "
+              f"{ref['best_blank_accuracy']:.2f} (n={ref['n']:,}) |")
 
 
 def variant_table(runs_dir: Path) -> None:
@@ -118,7 +182,11 @@ def variants_plot(runs_dir: Path, out: Path) -> None:
 
 def main(runs_dir: Path, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    print("## runs: best exact-grid accuracy per tier (iteration)\n")
+    print("## summary: best exact-grid accuracy\n")
+    summary_table(runs_dir)
+    print("\n## long runs\n")
+    long_table(runs_dir)
+    print("\n## runs: best exact-grid accuracy per tier (iteration)\n")
     run_table(runs_dir)
     print("\n## variants: mean (min-max) over seeds\n")
     variant_table(runs_dir)
