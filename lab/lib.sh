@@ -18,3 +18,10 @@ train_once() {
   fi
   touch "$run/.done"
 }
+
+# one_thread_out DIR: make DIR the study's output folder ($OUT) and run every process on one thread.
+one_thread_out() {
+  OUT=$1
+  mkdir -p "$OUT"
+  export OMP_NUM_THREADS=1
+}

@@ -65,6 +65,23 @@ def setting(default, help: str, **cli):
     return field(default=default, metadata={"help": help, **cli})
 
 
+@dataclass
+class Vocabulary:
+    """The fields every architecture's config starts with: input tokens and output classes."""
+
+    vocab_size: int = setting(2, "input tokens")
+    num_classes: int = setting(2, "output classes")
+
+
+@dataclass
+class TransformerShape(Vocabulary):
+    """The shape of a transformer block, shared by ``looped``'s and the paper's (which overrides the defaults)."""
+
+    d_model: int = setting(32, "width of the residual stream")
+    n_heads: int = setting(4, "attention heads", flags=("--heads", "--n-heads"))
+    mlp_ratio: int = setting(4, "MLP hidden width over d_model")
+
+
 def check_field_types(cfg) -> None:
     """``ConfigError`` unless each field of the dataclass ``cfg`` holds a value of its annotated type."""
     hints = typing.get_type_hints(type(cfg))

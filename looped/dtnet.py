@@ -20,15 +20,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import MAX_PARAMETERS, ConfigError, check_field_types, from_known_fields, register_architecture, setting
+from .config import (MAX_PARAMETERS, ConfigError, Vocabulary, check_field_types, from_known_fields,
+                     register_architecture, setting)
 from .model import Looped
 
 
 @register_architecture("dtnet")
 @dataclass
-class DTNetConfig:
-    vocab_size: int = setting(2, "input tokens")
-    num_classes: int = setting(2, "output classes")
+class DTNetConfig(Vocabulary):
     width: int = setting(400, "channels")
     blocks: int = setting(2, "residual blocks in one iteration")
 

@@ -40,8 +40,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .iteration import iterate
-from .config import (DEFAULT_ARCH, MAX_PARAMETERS, ConfigError, check_field_types, from_known_fields,
-                     register_architecture, setting)
+from .config import (DEFAULT_ARCH, MAX_PARAMETERS, ConfigError, TransformerShape, check_field_types,
+                     from_known_fields, register_architecture, setting)
 
 RECALLS = ("none", "input", "internal")
 OUTER_NORMS = ("none", "layernorm", "rmsnorm")
@@ -51,12 +51,7 @@ ATTENTIONS = ("local", "full", "groups")
 
 @register_architecture(DEFAULT_ARCH)
 @dataclass
-class LoopedConfig:
-    vocab_size: int = setting(2, "input tokens")
-    num_classes: int = setting(2, "output classes")
-    d_model: int = setting(32, "width of the residual stream")
-    n_heads: int = setting(4, "attention heads", flags=("--heads", "--n-heads"))
-    mlp_ratio: int = setting(4, "MLP hidden width over d_model")
+class LoopedConfig(TransformerShape):
     layers_per_loop: int = setting(1, "transformer blocks in one iteration")
     recall: str = setting("internal", "how the input reaches the loop", choices=RECALLS)
     outer_norm: str = setting("layernorm", "the norm at the iteration boundary", choices=OUTER_NORMS)

@@ -40,7 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .config import MAX_PARAMETERS, ConfigError, check_field_types, from_known_fields, register_architecture, setting
+from .config import (MAX_PARAMETERS, ConfigError, TransformerShape, check_field_types, from_known_fields,
+                     register_architecture, setting)
 from .model import Looped
 
 RECALLS = ("none", "external", "internal")
@@ -57,12 +58,9 @@ ROPE_BASE = 10_000.0
 
 @register_architecture("paper")
 @dataclass
-class PaperConfig:
-    vocab_size: int = setting(2, "input tokens")
-    num_classes: int = setting(2, "output classes")
+class PaperConfig(TransformerShape):
     d_model: int = setting(256, "width of the residual stream")
     n_heads: int = setting(8, "attention heads", flags=("--heads", "--n-heads"))
-    mlp_ratio: int = setting(4, "MLP hidden width over d_model")
     blocks: int = setting(1, "paper: distinct blocks per iteration (15 and --train-iters 1: its fixed-depth baseline)")
     recall: str = setting("internal", "paper: none | external (Wx s + Wh u before the block) | internal (in each "
                           "sub-layer's branch)", choices=RECALLS)

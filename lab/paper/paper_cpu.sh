@@ -6,9 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source lab/lib.sh
-OUT=${1:-runs}
-mkdir -p "$OUT"
-export OMP_NUM_THREADS=1
+one_thread_out "${1:-runs}"
 
 train() {  # task
   train_once "$OUT/paper-cpu-$1" "$OUT/paper-cpu-$1.time" --task "$1" --preset paper-cpu --quiet

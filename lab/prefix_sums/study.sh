@@ -7,9 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source lab/lib.sh
-OUT=${1:-runs}
-mkdir -p "$OUT"
-export OMP_NUM_THREADS=1
+one_thread_out "${1:-runs}"
 
 train() {  # recall norm seed
   train_once "$OUT/ps-$1-$2-s$3" - --task prefix-sums --recall "$1" --outer-norm "$2" --minutes 10 --seed "$3" \

@@ -8,10 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source lab/lib.sh
-OUT=${1:-runs}
+one_thread_out "${1:-runs}"
 STEPS=${STEPS:-3000}
-mkdir -p "$OUT"
-export OMP_NUM_THREADS=1
 
 train() {  # recall seed
   train_once "$OUT/sd-$1-layernorm-s$2" - --task sudoku --recall "$1" --outer-norm layernorm --steps "$STEPS" \
