@@ -30,11 +30,14 @@ def child(task_name: str) -> dict:
     import torch
 
     from looped import runs
-    from looped.evaluation import evaluate
 
-    try:
+    # The code before had looped/train.py and looped/evaluate.py. Choose by file, not by trying the import:
+    # an editable install of the code after would otherwise supply the new module names.
+    if (Path(os.environ["PYTHONPATH"]) / "looped" / "training.py").exists():
+        from looped.evaluation import Halting, evaluate
         from looped.training import draw_depths, progressive_loss
-    except ImportError:  # the code before: looped/train.py
+    else:
+        from looped.evaluate import Halting, evaluate
         from looped.train import draw_depths, progressive_loss
     split, depth, batch_size, n = SETUPS[task_name]
     model, task, _ = runs.load_model(runs.shipped_model(task_name))
@@ -53,8 +56,6 @@ def child(task_name: str) -> dict:
         elapsed += (time.perf_counter() - start) if step >= 3 else 0.0
     model.eval()
     start = time.perf_counter()
-    from looped.evaluation import Halting
-
     evaluate(model, task, [split], 40, n=n, halting=Halting())
     return {"train_steps_per_s": steps / elapsed, "eval_iters_per_s": 40 / (time.perf_counter() - start)}
 
