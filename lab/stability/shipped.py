@@ -24,7 +24,7 @@ def row(d: dict) -> str:
     shares = ", ".join(f"{name} {s['share']:.0%} [{s['ci95'][0]:.0%}, {s['ci95'][1]:.0%}]"
                        for name, s in sorted(a["shares"].items(), key=lambda kv: -kv[1]["share"]))
     verdicts = " / ".join("yes" if v else "no" for v in d["verdicts"].values())
-    return (f"| `{d['run']}` | {shares} | {fmt(a['multiplier_median'])} ({fmt(a['multiplier_max'])}) | "
+    return (f"| `{d['run']}` | {shares} | {a['multiplier_median']:.3f} ({a['multiplier_max']:.3f}) | "
             f"{fmt(a['settled_at_median'])} | {fmt(a['prediction_since_median'])} | {verdicts} |")
 
 
