@@ -201,10 +201,17 @@ def test_analyze_writes_verdicts_json_markdown_and_plots(run_dir, tmp_path):
     assert len(verdict_lines) == 3
     assert proc.stderr.splitlines()[0].startswith("attractors of 4 examples")  # the class shares come first
     assert f"analysis written to {tmp_path}" in proc.stderr
+    assert "Warning" not in proc.stderr  # no library warning (torch.jit and the like) leaks to the user
     for name in ("analysis.json", "analysis.md", "residuals.png", "multiplier.png", "sensitivity.png"):
         assert (tmp_path / name).stat().st_size > 0
     text = (tmp_path / "analysis.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
+
+
+def test_eval_progress_names_its_unit(run_dir, tmp_path):
+    proc = looped("eval", run_dir, "--split", "8", "--n", "4", "--max-iters", "3", "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "example-iterations" in proc.stderr and "Warning" not in proc.stderr
 
 
 def test_analyze_rejects_bad_arguments(run_dir):
