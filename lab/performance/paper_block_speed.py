@@ -5,7 +5,8 @@ LayerNorm block, at the same width on sudoku, in one process with the same batch
 
 Each round times ``--steps`` progressive-loss steps (after two warm-up steps) of each model in turn, on the
 same batches and depth draws; the medians over rounds are printed with their ratio (target: the paper's
-block at least 0.8x). With ``--profile``, also where the paper's block spends its time (torch profiler).
+block at least 0.8x). Times are CPU seconds of the process (``time.process_time``), which other work
+on the machine changes little. With ``--profile``, also where the paper's block spends its time (torch profiler).
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ def steps_per_second(model, task, batches, depths, depth) -> float:
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     elapsed = 0.0
     for i, (batch, (n, k)) in enumerate(zip(batches, depths)):
-        start = time.perf_counter()
+        start = time.process_time()
         loss = progressive_loss(model, batch, n, k, depth, 1.0, criterion=task.loss)
         opt.zero_grad()
         loss.backward()
         opt.step()
-        elapsed += time.perf_counter() - start if i >= 2 else 0.0
+        elapsed += time.process_time() - start if i >= 2 else 0.0
     return (len(batches) - 2) / elapsed
 
 
