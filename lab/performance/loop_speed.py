@@ -1,13 +1,13 @@
 """Training and evaluation steps per second, the code before the one loop (``looped.iteration``) against now.
 
-    python lab/performance/loop_speed.py --before DIR [--repeats 3] [--threads 2]
+    python lab/performance/loop_speed.py --before DIR [--repeats 3] [--threads 1]
 
 DIR is a checkout of the code before (commit ce33033: ``git worktree add DIR ce33033``). For prefix
 sums (32 bits, the shipped model's config) and sudoku (the shipped model's config), each code base
 runs, in a fresh process: 30 training steps of the progressive loss (depth 16 / 20, batch 128 / 64)
 and 40 evaluation iterations with halting on 512 / 500 examples (``looped.evaluate``). The two code
-bases alternate, ``--repeats`` times each; the median of each is printed with their ratio (target:
-no more than 3% slower, a ratio of at least 0.97).
+bases run side by side, one process each, ``--repeats`` times; the medians are printed with the median
+of the paired ratios (target: no more than 3% slower, a ratio of at least 0.97).
 
 Times are the child's CPU time (``time.process_time``), so that other work on the machine changes them
 little; with ``--threads 1`` that is the time the steps took on one core.
@@ -63,34 +63,37 @@ def child(task_name: str) -> dict:
     return {"train_steps_per_s": steps / elapsed, "eval_iters_per_s": 40 / (time.process_time() - start)}
 
 
-def run(code: Path, task: str, threads: int) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": str(threads)}
-    out = subprocess.run([sys.executable, __file__, "--child", task], env=env, check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.splitlines()[-1])
+def side_by_side(codes: list[Path], task: str, threads: int) -> list[dict]:
+    """One child per code base, started together, so that both share whatever else the machine is doing."""
+    procs = [subprocess.Popen([sys.executable, __file__, "--child", task], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "PYTHONPATH": str(code), "OMP_NUM_THREADS": str(threads)})
+             for code in codes]
+    outs = [proc.communicate()[0] for proc in procs]
+    if any(proc.returncode for proc in procs):
+        raise SystemExit(f"a {task} child failed")
+    return [json.loads(out.splitlines()[-1]) for out in outs]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--before", type=Path, help="a checkout of the code before (ce33033)")
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         print(json.dumps(child(args.child)))
         return
-    print(f"# {args.threads} threads, {args.repeats} alternating repeats each; {platform.processor() or platform.machine()}")
-    print(f"{'task':<12} {'measure':<18} {'before':>8} {'after':>8} {'after/before':>13}")
+    print(f"# {args.threads} thread(s) per child, the two side by side, {args.repeats} repeats; "
+          f"{platform.processor() or platform.machine()}")
+    print(f"{'task':<12} {'measure':<18} {'before':>8} {'after':>8} {'after/before (median of pairs)':>31}")
     for task in SETUPS:
-        results = {"before": [], "after": []}
-        for _ in range(args.repeats):
-            results["before"].append(run(args.before.resolve(), task, args.threads))
-            results["after"].append(run(ROOT, task, args.threads))
+        pairs = [side_by_side([args.before.resolve(), ROOT], task, args.threads) for _ in range(args.repeats)]
         for key in ("train_steps_per_s", "eval_iters_per_s"):
-            b = statistics.median(r[key] for r in results["before"])
-            a = statistics.median(r[key] for r in results["after"])
-            print(f"{task:<12} {key:<18} {b:>8.2f} {a:>8.2f} {a / b:>13.3f}")
-
+            b = statistics.median(before[key] for before, _ in pairs)
+            a = statistics.median(after[key] for _, after in pairs)
+            ratio = statistics.median(after[key] / before[key] for before, after in pairs)
+            print(f"{task:<12} {key:<18} {b:>8.2f} {a:>8.2f} {ratio:>31.3f}")
 
 if __name__ == "__main__":
     main()

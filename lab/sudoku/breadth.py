@@ -179,6 +179,7 @@ def report(out: Path, files: list[Path]) -> None:
                     else:
                         row += " - | - |"
                     print(row)
+    out.mkdir(parents=True, exist_ok=True)
     _plot(out, records, depths)
 
 
