@@ -4,9 +4,10 @@
 
 Runs ``looped.evaluate`` on ``--n`` ``search`` puzzles (evaluation seed 1) with the shipped sudoku model,
 halting off, so every trajectory takes exactly ``--iters`` steps, at each breadth K (views, vote), and
-prints the CPU seconds per puzzle and their ratio to K = 1. Batched, K trajectories should cost at most
-K times one (the target); the CPU time of the process is used, as other work on the machine changes it
-little. The median of ``--repeats`` runs is kept.
+prints the CPU seconds per puzzle against depth alone (K = 1) on the same ``--n`` puzzles (target: at most
+K times), and against depth alone on K x ``--n`` puzzles in one batch, the same batch size as breadth
+(what breadth itself adds: views and the vote). The CPU time of the process is used, as other work on
+the machine changes it little; the median of ``--repeats`` runs is kept.
 """
 
 from __future__ import annotations
@@ -32,21 +33,25 @@ def main() -> None:
     model, task, _ = runs.load_model(shipped_model("sudoku"))
     print(f"# {args.n} search puzzles, {args.iters} steps per trajectory, halting off; "
           f"{torch.get_num_threads()} threads; {platform.processor() or platform.machine()}")
-    print("| K | CPU s per puzzle | x K = 1 | K x (K = 1) |")
+    print("| K | breadth K: CPU s per puzzle | / depth alone at batch n | / depth alone at batch K n |")
     print("|---|---|---|---|")
-    evaluate(model, task, "search", 2, n=args.n, seed=1, halting=None)  # warm-up
-    base = None
-    for k in (int(s) for s in args.ks.split(",")):
+
+    def cost(k: int, n: int) -> float:
+        """Median CPU seconds per puzzle of ``n`` puzzles, each run as ``k`` trajectories (k = 1: depth alone)."""
         times = []
         for _ in range(args.repeats):
             start = time.process_time()
-            evaluate(model, task, "search", args.iters, n=args.n, seed=1, halting=None,
+            evaluate(model, task, "search", args.iters, n=n, seed=1, halting=None,
                      breadth=Breadth(k=k, vary="views", select="vote"))
-            times.append((time.process_time() - start) / args.n)
-        t = statistics.median(times)
-        base = t if base is None else base
-        print(f"| {k} | {t:.4f} | {t / base:.2f} | {k * base:.4f} |")
+            times.append((time.process_time() - start) / n)
+        return statistics.median(times)
 
+    cost(1, args.n)  # warm-up
+    alone = cost(1, args.n)
+    for k in (int(s) for s in args.ks.split(",")):
+        t = alone if k == 1 else cost(k, args.n)
+        wide = alone if k == 1 else cost(1, k * args.n)  # depth alone on as many trajectories in one batch
+        print(f"| {k} | {t:.4f} | {t / alone:.2f} | {t / wide / k:.2f} x {k} |")
 
 if __name__ == "__main__":
     main()
