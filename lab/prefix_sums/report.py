@@ -96,6 +96,21 @@ def stability_table(runs_dir: Path) -> None:
               f"{g['backward_converged_fraction']:.0%} | {yes(ver['smooth_and_backprop_stable'])} | {'n/a' if acc is None else f'{acc:.3f}'} |")
 
 
+def shipped_table(runs_dir: Path) -> None:
+    """The shipped model (ps-internal-layernorm-ema-s0): best accuracy per length, from its two evaluations."""
+    print("| bits | n | best (first iteration) | last iteration evaluated | final residual |")
+    print("|---|---|---|---|---|")
+    run = runs_dir / "ps-internal-layernorm-ema-s0"
+    for name in ("eval-main.json", "eval-long200.json"):
+        d = json.loads((run / name).read_text())
+        for r in d["results"]:
+            best = f"{r['best_accuracy']:.3f} ({r['best_iteration']}"
+            if name == "eval-long200.json":
+                best += f"; 95% from {first_reaching(r, 0.95)}"
+            mantissa, exponent = f"{r['final_residual']:.1e}".split("e")
+            print(f"| {int(r['split']):,} | {r['n']:,} | {best}) | {d['max_iters']} | {mantissa}e{int(exponent)} |")
+
+
 def plots(runs_dir: Path, out: Path) -> None:
     fig, (ax, axr) = plt.subplots(2, 1, figsize=(8, 7), sharex=True)
     for v in VARIANTS:
@@ -135,6 +150,8 @@ def main(runs_dir: Path, out: Path) -> None:
     variant_table(runs_dir)
     print("\n## best configuration, three seeds\n")
     seed_table(runs_dir)
+    print("\n## the shipped model\n")
+    shipped_table(runs_dir)
     print("\n## stability\n")
     stability_table(runs_dir)
     plots(runs_dir, out)
