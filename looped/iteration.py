@@ -25,7 +25,8 @@ class Step:
     """One application of ``F`` to the working batch: the ``b`` samples that have not left it.
 
     t: the iteration, 1 for the first application of ``F``.
-    prev: (b, ...) the states ``F`` was applied to; h: (b, ...) ``F(prev, x)``.
+    prev: (b, ...) the states ``F`` was applied to (released once the next step is asked for); h: (b, ...)
+        ``F(prev, x)``.
     rows: (b,) each working sample's index in the whole batch.
     live: (b,) bool, the working samples that had not stopped before this step.
 
@@ -35,7 +36,7 @@ class Step:
     """
 
     t: int
-    prev: torch.Tensor
+    prev: torch.Tensor | None
     h: torch.Tensor
     rows: torch.Tensor
     live: torch.Tensor
@@ -80,10 +81,11 @@ def iterate(F: Map, h: torch.Tensor, x: torch.Tensor, steps: int,
     for t in range(1, steps + 1):
         step = Step(t, h, F(h, x), rows, live[rows])
         yield step
-        h = step.h if step.next is None else step.next
-        if step.done is None:
+        h, done = (step.h if step.next is None else step.next), step.done
+        step.prev = None  # the consumer is done with this step: free h_{t-1} before F runs again
+        if done is None:
             continue
-        live[rows[step.done]] = False
+        live[rows[done]] = False
         keep = live[rows]
         if not bool(keep.any()):
             return
