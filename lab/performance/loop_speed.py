@@ -11,6 +11,13 @@ of the paired ratios (target: no more than 3% slower, a ratio of at least 0.97).
 
 Times are the child's CPU time (``time.process_time``), so that other work on the machine changes them
 little; with ``--threads 1`` that is the time the steps took on one core.
+
+    python lab/performance/loop_speed.py --in-process [--repeats 7]
+
+runs the former loops themselves (the oracles of ``tests/test_iteration.py``, as they stood at ce33033)
+against today's in one process, alternating, on the shipped models: a training-depth forward and backward
+pass (batch 128 / 64, depth 16 / 20) and 40 steps of the halting loop (512 / 500 examples). In one
+process both see the same machine, so the paired ratio isolates the loop.
 """
 
 from __future__ import annotations
@@ -63,6 +70,51 @@ def child(task_name: str) -> dict:
     return {"train_steps_per_s": steps / elapsed, "eval_iters_per_s": 40 / (time.process_time() - start)}
 
 
+def in_process(repeats: int) -> None:
+    """Former loops against today's, alternating in this process; prints the medians and paired ratios."""
+    import torch
+
+    sys.path.insert(0, str(ROOT / "tests"))
+    from test_iteration import former_forward, former_halting_loop
+
+    from looped import runs
+    from looped.evaluation import Halting
+    from looped.halting import iterate
+
+    def train_pass(model, batch, depth, former):
+        if former:
+            logits = former_forward(model, batch.inputs, depth, batch.positions, {depth})[0][depth]
+        else:
+            logits = model(batch.inputs, iterations=depth, positions=batch.positions,
+                           track_residuals=True).logits[depth]  # the oracle tracks residuals too
+        logits.float().sum().backward()
+
+    def eval_pass(model, task, batch, former):
+        loop = former_halting_loop if former else iterate
+        with torch.no_grad():
+            for _ in loop(model, task, batch.inputs, batch.positions, 40, Halting()):
+                pass
+
+    print(f"# in one process, former loops (ce33033) against today's, {repeats} alternating repeats; "
+          f"{torch.get_num_threads()} threads; {platform.processor() or platform.machine()}")
+    print(f"{'task':<12} {'measure':<18} {'former s':>9} {'now s':>9} {'speed now/former (medians)':>26}")
+    for name, (split, depth, batch_size, n) in SETUPS.items():
+        model, task, _ = runs.load_model(runs.shipped_model(name))
+        train_batch = task.train_batch(task.split(split), batch_size, 0)
+        eval_batch = task.generate(task.split(split), n, seed=7)
+        for measure, work in (("train_pass", lambda f: train_pass(model, train_batch, depth, f)),
+                              ("eval_40_steps", lambda f: eval_pass(model, task, eval_batch, f))):
+            work(True), work(False)  # warm-up
+            times = {True: [], False: []}
+            for _ in range(repeats):
+                for former in (True, False):
+                    start = time.process_time()
+                    work(former)
+                    times[former].append(time.process_time() - start)
+            former, now = statistics.median(times[True]), statistics.median(times[False])
+            print(f"{name:<12} {measure:<18} {former:>9.4f} {now:>9.4f} {former / now:>26.3f}")
+
+
 def side_by_side(codes: list[Path], task: str, threads: int) -> list[dict]:
     """One child per code base, started together, so that both share whatever else the machine is doing."""
     procs = [subprocess.Popen([sys.executable, __file__, "--child", task], stdout=subprocess.PIPE, text=True,
@@ -79,10 +131,14 @@ def main() -> None:
     p.add_argument("--before", type=Path, help="a checkout of the code before (ce33033)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--in-process", action="store_true", help="former loops against today's in one process")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         print(json.dumps(child(args.child)))
+        return
+    if args.in_process:
+        in_process(args.repeats)
         return
     print(f"# {args.threads} thread(s) per child, the two side by side, {args.repeats} repeats; "
           f"{platform.processor() or platform.machine()}")
