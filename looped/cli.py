@@ -288,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
         return COMMANDS[args.command](args)
     except UsageError as err:
         print(str(err), file=sys.stderr)
+    except BrokenPipeError:  # the reader left (`looped solve ... | head`): stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except USER_ERRORS as err:
         print(f"looped: error: {getattr(err, 'cli', None) or err}", file=sys.stderr)
     except KeyboardInterrupt:

@@ -208,6 +208,14 @@ def test_analyze_writes_verdicts_json_markdown_and_plots(run_dir, tmp_path):
     assert "NaN" not in text and "Infinity" not in text
 
 
+def test_a_reader_that_leaves_early_gets_no_error_message():
+    proc = subprocess.Popen([sys.executable, "-m", "looped", "solve", "prefix-sums", "0110" * 64],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # as `| head` does before the answer is written
+    err = proc.stderr.read()
+    assert proc.wait() == 141 and err == "", err
+
+
 def test_eval_progress_names_its_unit(run_dir, tmp_path):
     proc = looped("eval", run_dir, "--split", "8", "--n", "4", "--max-iters", "3", "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr
