@@ -214,7 +214,11 @@ def _plot(out: Path, records: list[dict], depths: dict) -> None:
         ax.set_ylabel("exact-grid accuracy")
         ax.set_title(f"{split}")
         ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    handles = {}  # every strategy of every panel, once
+    for ax in axes[0]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    axes[0][-1].legend(handles.values(), handles.keys(), fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.suptitle("Sudoku: accuracy against test-time compute, in depth and in breadth")
     fig.tight_layout()
     fig.savefig(out / "breadth.png", dpi=100)
