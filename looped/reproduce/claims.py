@@ -295,6 +295,11 @@ def _share(records: list[dict], select, passes) -> tuple[list[str], list[bool], 
     return tasks, ok, float(np.mean(ok)) if ok else math.nan
 
 
+def _best_minus_best(p: dict) -> str:
+    """One task's accuracy comparison in words: ``A - B`` and its interval."""
+    return f"{p['accuracy'].get('a', '')} - {p['accuracy'].get('b', '')} " + _ci(p["accuracy"])
+
+
 def check_c1(records: list[dict]) -> Verdict:
     tasks, ok, share = _share(records, lambda r: r["recall"] == "none", below_precision)
     judged = {t: {"accuracy": best_beats_all(records, t, lambda rc, n, res: rc != "none", lambda rc, n, res: rc == "none"),
@@ -303,8 +308,7 @@ def check_c1(records: list[dict]) -> Verdict:
     table = task_table(records, judged)
     evidence = (f"{sum(ok)}/{len(ok)} no-recall runs of learned tasks have a median attractor sensitivity below the "
                 f"map's precision ({share_status(share)}); best recall minus best no-recall variant, hard accuracy at "
-                "T_max: " + _tasks_line(table, lambda p: f"{p['accuracy'].get('a', '')} - {p['accuracy'].get('b', '')} "
-                                        + _ci(p["accuracy"])))
+                "T_max: " + _tasks_line(table, _best_minus_best))
     return Verdict("C1", C1_STATEMENT, combine(parts, bool(tasks)), evidence, table,
                    {"below_precision_share": share, "runs": len(ok)})
 
@@ -332,8 +336,7 @@ def check_c2(records: list[dict]) -> Verdict:
     table = task_table(records, judged)
     evidence = (f"{sum(ok)}/{len(ok)} recall + post runs of learned tasks pass all three `looped analyze` verdicts "
                 f"({share_status(share)}); best recall + post minus best other looped variant (must not be clearly "
-                "below 0): " + _tasks_line(table, lambda p: f"{p['accuracy'].get('a', '')} - {p['accuracy'].get('b', '')} "
-                                            + _ci(p["accuracy"])))
+                "below 0): " + _tasks_line(table, _best_minus_best))
     return Verdict("C2", C2_STATEMENT, combine(parts, bool(tasks)), evidence, table, {"stable_share": share, "runs": len(ok)})
 
 
