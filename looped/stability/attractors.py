@@ -32,7 +32,6 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
 
 from ..iteration import Map, iterate, norms
 from .linalg import PRECISION_MARGIN, _random_like, autodiff_safe, jvp_h, product_precision, spectral_radius
@@ -84,18 +83,18 @@ class Attractor:
     """
 
     kind: list[str]
-    period: Tensor
-    settled_at: Tensor
-    multiplier: Tensor
-    h: Tensor
-    residuals: Tensor
-    norms: Tensor
-    rate: Tensor
-    needed: Tensor
-    lyapunov: Tensor
-    tol: Tensor
-    prediction_since: Tensor | None = None
-    prediction_constant: Tensor | None = None
+    period: torch.Tensor
+    settled_at: torch.Tensor
+    multiplier: torch.Tensor
+    h: torch.Tensor
+    residuals: torch.Tensor
+    norms: torch.Tensor
+    rate: torch.Tensor
+    needed: torch.Tensor
+    lyapunov: torch.Tensor
+    tol: torch.Tensor
+    prediction_since: torch.Tensor | None = None
+    prediction_constant: torch.Tensor | None = None
 
     @property
     def settled(self) -> torch.Tensor:
