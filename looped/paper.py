@@ -141,9 +141,12 @@ def rotary(x: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
     k = x.shape[-1] // (2 * axes)
     theta = 1 / ROPE_BASE ** (torch.arange(k, device=x.device, dtype=torch.float32) / k)
     angles = torch.cat([coords[:, a, None].float() * theta for a in range(axes)], dim=-1)  # (L, hd / 2)
-    turn = torch.complex(angles.cos().to(x.dtype), angles.sin().to(x.dtype))  # (L, hd / 2)
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    if torch.compiler.is_compiling():  # inductor has no complex kernels; it fuses the real form into one
+        re, im = x.unflatten(-1, (-1, 2)).unbind(-1)
+        return torch.stack((re * cos - im * sin, re * sin + im * cos), dim=-1).flatten(-2)
     pairs = torch.view_as_complex(x.unflatten(-1, (-1, 2)))  # (..., L, hd / 2): re + i im per pair
-    return torch.view_as_real(pairs * turn).flatten(-2)
+    return torch.view_as_real(pairs * torch.complex(cos, sin)).flatten(-2)  # eager: one complex product
 
 
 def neighbourhood(L: int, kernel: int, device=None) -> torch.Tensor:

@@ -235,3 +235,21 @@ def test_a_config_for_another_problem_is_refused(tmp_path, capsys):
     assert "problem 'chess', not task 'sudoku'" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="hidden_dim"):
         from_paper({}, {"spatial_dims": 1})
+
+
+def test_rotary_real_form_under_compile_equals_the_complex_form(monkeypatch):
+    """Inside torch.compile rotary takes the real form (inductor has no complex kernels); in float64 both
+    rotate each channel pair by its angle alike, and a unit pair (1, 0) lands on (cos, sin) of that angle."""
+    coords = torch.tensor([[0, 0], [1, 2], [3, 1]])
+    x = torch.randn(2, 4, 3, 8, dtype=torch.float64)
+    eager = rotary(x, coords)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    torch.testing.assert_close(rotary(x, coords), eager, rtol=1e-15, atol=1e-15)
+    unit = torch.zeros(1, 3, 8, dtype=torch.float64)
+    unit[..., 0::2] = 1.0
+    turned = rotary(unit, coords)
+    angle = torch.atan2(turned[..., 1::2], turned[..., 0::2])  # (1, L, 4): per pair
+    theta = 1 / 10000 ** (torch.arange(2) / 2)  # per axis, 2 pairs each (hd 8, 2 axes)
+    expected = torch.cat([coords[:, a, None] * theta for a in range(2)], dim=-1).double()
+    torch.testing.assert_close(torch.remainder(angle[0] - expected + torch.pi, 2 * torch.pi) - torch.pi,
+                               torch.zeros_like(expected), atol=1e-6, rtol=0)
