@@ -39,3 +39,7 @@ def test_two_level_bootstrap_resamples_seeds_then_examples():
     # with examples that vary inside a seed, a resample of one seed differs from that seed's mean
     varied = stats.two_level_means([[np.array([0.0, 1.0])], [np.array([0.0, 1.0])]], resamples=2000, rng=1)
     assert set(np.unique(varied)) <= {0.0, 0.25, 0.5, 0.75, 1.0} and varied.std() > 0.2
+    # a seed drawn twice in one resample gets two independent resamples of its examples: each slot's mean is
+    # 0, 0.5 or 1 with odds 1:2:1 whichever seeds are drawn, so a resample is 0.25 with probability 1/4
+    # (sharing one resample between the two draws of a seed would make it 1/8)
+    assert (varied == 0.25).mean() == pytest.approx(0.25, abs=0.03)
