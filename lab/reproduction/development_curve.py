@@ -27,7 +27,9 @@ from looped.reproduce.grid import DEV, RunSpec, execute  # noqa: E402
 
 def run(args: argparse.Namespace) -> None:
     plan = next(p for p in CPU_DEV.plans if p.task == args.task)
-    plan = replace(plan, steps=args.steps, checkpoints=tuple(args.marks), lrs=(args.lr,), seeds=(args.seed,))
+    if args.lr not in plan.lrs:
+        raise SystemExit(f"--lr must be one of the development learning rates {plan.lrs}")
+    plan = replace(plan, steps=args.steps, checkpoints=tuple(args.marks), seeds=(args.seed,))  # ids name the lr
     recall, norm = args.variant.split("/")
     spec = RunSpec(plan, recall, norm, "add", args.seed, args.lr)
     record = execute(spec, args.out, CPU_DEV)
