@@ -41,13 +41,11 @@ def two_level_means(diffs: Sequence[Sequence[np.ndarray]], resamples: int = RESA
     is the mean over its splits of the mean difference). Every draw of a seed resamples its examples anew.
     """
     rng = _rng(rng)
-    arrays = [[np.asarray(d, dtype=float) for d in splits] for splits in diffs]
-    drawn = rng.integers(0, len(arrays), (resamples, len(arrays)))  # (resamples, seeds): the seeds of each resample
+    drawn = rng.integers(0, len(diffs), (resamples, len(diffs)))  # (resamples, seeds): the seeds of each resample
     slots = np.empty(drawn.shape)
-    for s, splits in enumerate(arrays):  # one fresh resample of seed s's examples per time it was drawn
+    for s, splits in enumerate(diffs):  # one fresh resample of seed s's examples per time it was drawn
         where = drawn == s
-        draws = int(where.sum())
-        slots[where] = np.mean([d[rng.integers(0, len(d), (draws, len(d)))].mean(axis=1) for d in splits], axis=0)
+        slots[where] = bootstrap_means(splits, int(where.sum()), rng)
     return slots.mean(axis=1)
 
 
