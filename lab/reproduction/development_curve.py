@@ -23,6 +23,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from looped.reproduce.budgets import CPU_DEV, DEV_SEEDS  # noqa: E402
 from looped.reproduce.grid import DEV, RunSpec, execute  # noqa: E402
+from looped.runs import Run  # noqa: E402
 
 
 def run(args: argparse.Namespace) -> None:
@@ -40,13 +41,14 @@ def run(args: argparse.Namespace) -> None:
 def plot(args: argparse.Namespace) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
     for path in sorted(args.out.glob("runs/*/" + DEV)):
-        by_step = json.loads(path.read_text())["easy_accuracy_by_step"]
+        run = Run(path.parent)
+        by_step = run.read_json(DEV)["easy_accuracy_by_step"]
         steps = sorted(int(s) for s in by_step)
         line, = ax.plot(steps, [by_step[str(s)] for s in steps], marker="o", label=path.parent.name)
-        train = json.loads((path.parent / "config.json").read_text())["train"]
-        for at in train["decay_at"]:
-            ax.axvline(at * train["steps"], color=line.get_color(), linestyle=":",
-                       label=f"{path.parent.name}: learning rate x{train['decay_factor']:g}")
+        train = run.config.train
+        for at in train.decay_at:
+            ax.axvline(at * train.steps, color=line.get_color(), linestyle=":",
+                       label=f"{path.parent.name}: learning rate x{train.decay_factor:g}")
     ax.axhline(0.5, color="grey", linestyle="--", label="learned (0.5)")
     ax.set(xlabel="training step", ylabel="easy accuracy at T_max (500 examples)", ylim=(0, 1),
            title="Rules v3 development: easy accuracy along training")
