@@ -400,7 +400,7 @@ def cmd_import_paper(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import job_ids, reproduce
+    from .reproduce import BUDGETS, develop, job_ids, reproduce
 
     if args.workers < 1:
         raise InputError(f"--workers must be positive, got {args.workers}")
@@ -409,10 +409,16 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return 0
     if args.out is None:
         raise UsageError("looped reproduce: --out is required (but with --list)")
-    command = f"looped reproduce --budget {args.budget} --out {args.out}"
-    verdicts = reproduce(args.budget, args.out, workers=args.workers, progress=not args.quiet, command=command,
-                         only=args.only, report_only=args.report)
-    for v in verdicts:
+    how = dict(workers=args.workers, progress=not args.quiet, only=args.only, report_only=args.report,
+               command=f"looped reproduce --budget {args.budget} --out {args.out}")
+    if BUDGETS[args.budget].development:
+        for task, c in develop(args.budget, args.out, **how).items():
+            lr = "none yet" if c["chosen_lr"] is None else f"{c['chosen_lr']:g}"
+            print(f"{task}: learning rate {lr} (compared on {c['compared_on']} jobs), "
+                  f"{'learned' if c['learned'] else 'not learned'}")
+        print(f"development report: {args.out / 'DEVELOPMENT.md'}", file=sys.stderr)
+        return 0
+    for v in reproduce(args.budget, args.out, **how):
         print(f"{v.claim} {v.verdict}: {v.evidence}")
     print(f"report: {args.out / 'REPORT.md'}", file=sys.stderr)
     return 0

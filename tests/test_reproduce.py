@@ -492,3 +492,116 @@ def test_two_processes_running_disjoint_jobs_write_what_one_process_writes(tmp_p
         a, b = (json.loads((tmp_path / d / "runs" / name / "record.json").read_text()) for d in ("one", "two"))
         a.pop("stability"), b.pop("stability")  # the analysis names its run folder; the rest must agree exactly
         assert a == b
+
+
+# ---- development (what seeds 0-2 choose) -----------------------------------------------------------------
+
+def dev_record(task, recall, norm, seed, lr, easy, *, baseline=False, marks=None):
+    r = record(task, recall, norm, seed, 0.1, easy=easy, baseline=baseline)
+    r["lr"], r["steps"] = lr, 3000
+    r["development"] = {"easy_accuracy_by_step": {str(s): a for s, a in (marks or {}).items()}}
+    return r
+
+
+def dev_world(easy_by_lr, seeds=(0, 1)):
+    """Every job of one task at each rate; ``easy_by_lr[lr](recall, norm, seed)`` gives its easy accuracy."""
+    rs = []
+    for lr, easy in easy_by_lr.items():
+        for seed in seeds:
+            rs += [dev_record("sudoku", r, n, seed, lr, easy(r, n, seed)) for r in RECALLS for n in NORMS]
+            rs.append(dev_record("sudoku", "none", "post", seed, lr, easy("fixed", "", seed), baseline=True))
+    return rs
+
+
+def test_development_chooses_the_rate_with_the_best_mean_over_all_jobs_not_the_best_variant():
+    from looped.reproduce.development import task_choice
+
+    peaked = lambda r, n, s: 0.9 if (r, n) == ("internal", "post") else 0.1  # noqa: E731
+    even = lambda r, n, s: 0.4  # noqa: E731
+    c = task_choice(dev_world({1e-3: peaked, 3e-4: even}), "sudoku")
+    assert c["rates"][1e-3]["mean_easy"] == pytest.approx((0.9 + 9 * 0.1) / 10)
+    assert c["rates"][3e-4]["mean_easy"] == pytest.approx(0.4)
+    assert c["chosen_lr"] == 3e-4 and c["compared_on"] == 20 and c["seeds"] == [0, 1]
+    assert c["rates"][1e-3]["learned"] and not c["rates"][3e-4]["learned"] and not c["learned"]
+
+
+def test_development_compares_rates_on_the_jobs_finished_at_every_rate():
+    from looped.reproduce.development import task_choice
+
+    rs = dev_world({1e-4: lambda r, n, s: 0.5, 1e-3: lambda r, n, s: 0.6 if s == 0 else 0.2})
+    rs = [r for r in rs if not (r["lr"] == 1e-4 and r["seed"] == 1)]  # 1e-3's weak seed 1 has no 1e-4 twin
+    c = task_choice(rs, "sudoku")
+    assert c["compared_on"] == 10 and c["seeds"] == [0]
+    assert c["rates"][1e-3]["runs"] == 20 and c["rates"][1e-3]["mean_easy"] == pytest.approx(0.6)
+    assert c["chosen_lr"] == 1e-3
+
+
+def test_development_breaks_a_tie_towards_the_lower_rate():
+    from looped.reproduce.development import task_choice
+
+    c = task_choice(dev_world({1e-3: lambda r, n, s: 0.7, 1e-4: lambda r, n, s: 0.7}), "sudoku")
+    assert c["chosen_lr"] == 1e-4 and c["learned"]
+
+
+def test_development_curve_averages_runs_and_names_the_best_variant_at_each_mark():
+    from looped.reproduce.development import along_training
+
+    runs = [dev_record("chess", "internal", "post", s, 1e-3, 0.5, marks={1000: a, 2000: a + 0.2})
+            for s, a in ((0, 0.2), (1, 0.4))]
+    runs.append(dev_record("chess", "none", "pre", 0, 1e-3, 0.1, marks={1000: 0.05, 2000: 0.1}))
+    marks = along_training(runs)
+    assert list(marks) == [1000, 2000]
+    assert marks[1000]["mean"] == pytest.approx((0.2 + 0.4 + 0.05) / 3)
+    assert marks[2000]["best"] == pytest.approx(0.5) and marks[2000]["best_variant"] == "internal/post/add"
+
+
+def test_reproduce_on_a_development_budget_writes_its_choices_not_verdicts(tmp_path, capsys):
+    from looped import cli
+    from looped.reproduce import reproduce
+    from looped.reproduce.grid import RECORD, jobs
+
+    budget = BUDGETS["cpu-dev"]
+    specs = [s for s in jobs(budget) if s.plan.task == "prefix-sums" and s.seed == 0]
+    for s in specs:
+        easy = 0.8 if s.lr == 3e-4 else 0.3
+        r = dev_record(s.plan.task, s.recall, s.norm, s.seed, s.lr, easy, baseline=s.baseline, marks={500: easy / 2})
+        (tmp_path / "runs" / s.name).mkdir(parents=True)
+        (tmp_path / "runs" / s.name / RECORD).write_text(json.dumps(r | {"name": s.name}))
+    assert cli.main(["reproduce", "--budget", "cpu-dev", "--out", str(tmp_path), "--report", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.strip() == "prefix-sums: learning rate 0.0003 (compared on 10 jobs), learned"
+    text = (tmp_path / "DEVELOPMENT.md").read_text()
+    assert f"Partial: {len(specs)} of {len(jobs(budget))} runs finished" in text and "| prefix-sums | 0.0003 |" in text
+    saved = json.loads((tmp_path / "development.json").read_text())
+    assert saved["tasks"]["prefix-sums"]["chosen_lr"] == 3e-4
+    assert (tmp_path / "development.png").read_bytes()[:4] == b"\x89PNG" and not (tmp_path / "REPORT.md").exists()
+    with pytest.raises(claims_error(), match="development phase"):
+        reproduce("cpu-dev", tmp_path, report_only=True)
+
+
+def test_a_development_job_records_easy_accuracy_along_training_and_is_not_analyzed(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    import looped.reproduce.grid as grid_module
+    from looped.reproduce import develop
+    from looped.reproduce.grid import ANALYSIS, EVAL, EVAL_HALTING, RECORD, jobs
+
+    def no_analysis(*args, **kwargs):
+        raise AssertionError("a development job is not analyzed")
+
+    monkeypatch.setattr(grid_module, "analyze_run", no_analysis)
+    tiny = tiny_budget(steps=4)
+    plan = replace(tiny.plans[0], lrs=(1e-3, 3e-4), checkpoints=(2, 4))
+    dev = replace(tiny, plans=(plan,), development=True)
+    chosen = develop(dev, tmp_path, progress=False)
+    assert set(chosen) == {"prefix-sums"} and chosen["prefix-sums"]["compared_on"] == 10
+    specs = jobs(dev)
+    for s in specs:
+        run = tmp_path / "runs" / s.name
+        record = json.loads((run / RECORD).read_text())
+        assert not (run / ANALYSIS).exists() and not (run / EVAL_HALTING).exists()
+        assert [r["split"] for r in json.loads((run / EVAL).read_text())["results"]] == ["8"]
+        assert record["easy_accuracy"] == record["curves"]["8"][-1] and record["steps"] == 4
+        assert (record["development"] is None) == s.baseline
+        if not s.baseline:
+            assert list(record["development"]["easy_accuracy_by_step"]) == ["2", "4"]

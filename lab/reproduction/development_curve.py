@@ -1,6 +1,6 @@
 """Rules v3 development: how many steps a task needs. One job of the ``cpu-dev`` budget (a development seed),
 trained for longer, recording the easy accuracy at ``T_max`` (halting off, 500 examples) at the given steps,
-then evaluated and analyzed like every job of the grid.
+then evaluated on its easy split like every development job of the grid.
 
     python lab/reproduction/development_curve.py run chess --steps 12000 --marks 1500,3000,6000,9000,12000 OUT
     python lab/reproduction/development_curve.py plot OUT lab/reproduction/v3
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> None:
     spec = RunSpec(plan, recall, norm, "add", args.seed, args.lr)
     record = execute(spec, args.out, CPU_DEV)
     print(json.dumps({"name": spec.name, "steps": args.steps, "easy_accuracy": record["easy_accuracy"],
-                      "hard_accuracy": record["hard_accuracy"], "development": record["development"]}))
+                      "development": record["development"]}))
 
 
 def plot(args: argparse.Namespace) -> None:

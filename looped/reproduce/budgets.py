@@ -9,6 +9,8 @@ the easy and hard splits, the evaluation cap ``T_max`` (``max_iters``) and sizes
 * ``cpu-dev`` is the development phase on seeds 0-2: it trains every variant at each of the paper's
   learning rates (``lrs``) and records the easy accuracy along training (``checkpoints``), to choose
   the learning rate per task (the best mean easy validation accuracy over all variants) and the steps.
+  Its jobs are evaluated on the easy splits only and not analyzed; ``looped reproduce`` writes their
+  choices (``development.py``), not verdicts.
 * ``cpu`` is the held-out run on seeds 10-12, never run before, at the ``paper-cpu`` sizes (width 64,
   8 heads, batch 64, training depth 30), with the choices of the development phase. Its learning rates
   and steps are those the development phase chose; they are frozen in this file before the held-out run.
@@ -56,13 +58,15 @@ class TaskPlan:
 @dataclass(frozen=True)
 class Budget:
     """A named set of task plans. ``analyze_max_iter`` bounds the attractor search; states larger than
-    ``dense_limit`` entries get an estimated rather than an exact ``cond(I - J)``."""
+    ``dense_limit`` entries get an estimated rather than an exact ``cond(I - J)``. A ``development`` budget
+    chooses the held-out run's recipe (``looped reproduce`` writes its choices, not verdicts)."""
 
     name: str
     plans: tuple[TaskPlan, ...]
     analyze_max_iter: int
     dense_limit: int
     compile: bool
+    development: bool = False
 
     @property
     def internal_wins(self) -> frozenset[str]:
@@ -81,7 +85,7 @@ SMOKE = Budget("smoke", analyze_max_iter=30, dense_limit=0, compile=False, plans
              max_iters=4, n_eval=8, n_analyze=2, width=32),
 ))
 
-CPU_DEV = Budget("cpu-dev", analyze_max_iter=300, dense_limit=2048, compile=True, plans=(
+CPU_DEV = Budget("cpu-dev", analyze_max_iter=300, dense_limit=2048, compile=True, development=True, plans=(
     TaskPlan("prefix-sums", easy=("32",), hard=("128", "256"), seeds=DEV_SEEDS, steps=2000, batch_size=64,
              train_iters=30, max_iters=300, n_eval=1000, n_analyze=64, lrs=GRID_LRS, checkpoints=(500, 1000, 2000)),
     TaskPlan("sudoku", easy=("easy",), hard=("hard", "hardest"), seeds=DEV_SEEDS, steps=3000, batch_size=64,

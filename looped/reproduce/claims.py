@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import stats
+from .budgets import DEV_SEEDS
 
 RULES = 3
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE, NO_POWER = "supported", "not supported", "inconclusive", "no power"
@@ -79,7 +80,6 @@ GROWTH_LIMIT = 10.0
 C3_UNSTABLE_GAP = 0.5
 C5_MIN_SPEARMAN = 0.5
 C5_FLOOR = 0.3
-DEV_SEEDS = (0, 1, 2)
 OUTER = "post"  # the paper's outer normalization (docs/paper.md)
 
 

@@ -12,7 +12,8 @@ compares learning rates), ``looped reproduce --list`` prints them and ``--only I
 writes its output atomically and is skipped when that output exists, so jobs are idempotent and a
 killed one resumes where it stopped (training from its last checkpoint); two processes may run
 different jobs into one folder. A finished job leaves ``record.json``: everything the claims and the
-report need, per-example correctness and the attractor of every analysed example included.
+report need, per-example correctness and the attractor of every analysed example included; a
+development budget's job, only what the development phase compares (its easy accuracy).
 """
 
 from __future__ import annotations
@@ -129,28 +130,50 @@ def read_record(run: Path) -> dict:
 
 
 def execute(spec: RunSpec, out: Path, budget: Budget) -> dict:
-    """Train, evaluate and analyze one job (each step skipped if done). Returns its record."""
+    """Train, evaluate and (unless a development budget's) analyze one job, each step skipped if done.
+    Returns its record."""
     path = out / "runs" / spec.name
     run = Run(path)
     if run.has(RECORD):
         return read_record(path)
-    plan = spec.plan
     train(spec, path, budget.compile)
+    record = development_record(spec, run) if budget.development else judged_record(spec, run, budget)
+    record |= {"diverged": run.has(DIVERGED)}
+    run.write_json(RECORD, record)
+    return record
+
+
+def judged_record(spec: RunSpec, run: Run, budget: Budget) -> dict:
+    """Evaluate on every split with halting off and on, analyze on easy data (not the baseline), summarize."""
     if not run.has(EVAL_HALTING):  # written last of the two
-        for name, result in zip((EVAL, EVAL_HALTING), evaluation(path, spec)):
+        for name, result in zip((EVAL, EVAL_HALTING), evaluation(run.path, spec)):
             run.write_json(name, result)
     analysis = None
     if not spec.baseline:
         if not run.has(ANALYSIS):
-            result = analyze_run(path, plan.easy[0], plan.n_analyze, budget.analyze_max_iter, tol=ANALYZE_TOL,
-                                 device="cpu", dense_limit=budget.dense_limit)
+            result = analyze_run(run.path, spec.plan.easy[0], spec.plan.n_analyze, budget.analyze_max_iter,
+                                 tol=ANALYZE_TOL, device="cpu", dense_limit=budget.dense_limit)
             run.write_json(ANALYSIS, result)
         analysis = run.read_json(ANALYSIS)
     full, halted = (run.read_json(name) for name in (EVAL, EVAL_HALTING))
-    development = run.read_json(DEV) if run.has(DEV) else None
-    record = make_record(spec, full, halted, analysis, development) | {"diverged": run.has(DIVERGED)}
-    run.write_json(RECORD, record)
-    return record
+    return make_record(spec, full, halted, analysis, run.read_json(DEV) if run.has(DEV) else None)
+
+
+def development_record(spec: RunSpec, run: Run) -> dict:
+    """What the development phase compares: the easy accuracy at ``T_max`` (``n_eval`` examples, halting off) and
+    along training. No hard split, halting or stability analysis: development runs are never judged."""
+    plan = spec.plan
+    if not run.has(EVAL):
+        model, task, _ = run.load(pick_device("auto"))
+        curves = evaluate(model, task, list(plan.easy), spec.eval_iters, n=plan.n_eval, halting=None)
+        run.write_json(EVAL, eval_result(task, run.path, curves, spec.eval_iters, 0, None))
+    full = run.read_json(EVAL)
+    curve = curves_of(full, spec.eval_iters)
+    return identity(spec) | {
+        "n_eval": min(r["n"] for r in full["results"]),
+        "easy_accuracy": sum(curve[s][-1] for s in plan.easy) / len(plan.easy), "curves": curve,
+        "development": run.read_json(DEV) if run.has(DEV) else None,
+    }
 
 
 def train_config(spec: RunSpec, compile: bool) -> TrainConfig:
@@ -207,12 +230,27 @@ def evaluation(path: Path, spec: RunSpec) -> tuple[dict, dict]:
     return eval_result(task, run.path, full, T, 0, None), eval_result(task, run.path, halted, T, 0, Halting())
 
 
+def curves_of(result: dict, iters: int) -> dict[str, list[float]]:
+    """Per split of an eval JSON: the accuracy at iterations 1..``iters``."""
+    return {r["split"]: [r["accuracy_by_iteration"][str(t)] for t in range(1, iters + 1)] for r in result["results"]}
+
+
+def identity(spec: RunSpec) -> dict:
+    """The fields that name a job and its recipe, in every record."""
+    plan = spec.plan
+    kind = "fixed" if spec.baseline else f"{spec.recall}/{spec.norm}/{spec.residual}"
+    return {"rules": 3, "name": spec.name, "task": plan.task, "recall": spec.recall, "norm": spec.norm,
+            "residual": spec.residual, "variant": kind,
+            "seed": spec.seed, "lr": spec.lr, "steps": plan.steps, "baseline": spec.baseline, "easy": list(plan.easy),
+            "train_iters": spec.train_iters, "eval_iters": spec.eval_iters}
+
+
 def make_record(spec: RunSpec, full: dict, halted: dict, analysis: dict | None, development: dict | None) -> dict:
     """The job's summary: accuracies at ``T_max`` (at depth 1 for the baseline), per-example outcomes, the
     oracle and halting accuracies (reported only), and its stability (None for the baseline)."""
     plan = spec.plan
     by_split = {r["split"]: r for r in full["results"]}
-    curve = {s: [r["accuracy_by_iteration"][str(t)] for t in range(1, spec.eval_iters + 1)] for s, r in by_split.items()}
+    curve = curves_of(full, spec.eval_iters)
     halting = {r["split"]: r["final_accuracy"] for r in halted["results"]}
     correct = lambda s, t: by_split[s]["correct_by_iteration"][str(t)]  # noqa: E731
 
@@ -220,11 +258,8 @@ def make_record(spec: RunSpec, full: dict, halted: dict, analysis: dict | None, 
         return sum(value(s) for s in names) / len(names)
 
     depth = spec.train_iters
-    return {
-        "rules": 3, "name": spec.name, "task": plan.task, "recall": spec.recall, "norm": spec.norm,
-        "residual": spec.residual, "variant": "fixed" if spec.baseline else f"{spec.recall}/{spec.norm}/{spec.residual}",
-        "seed": spec.seed, "lr": spec.lr, "baseline": spec.baseline, "easy": list(plan.easy), "hard": list(plan.hard),
-        "n_eval": min(by_split[s]["n"] for s in plan.hard), "train_iters": depth, "eval_iters": spec.eval_iters,
+    return identity(spec) | {
+        "hard": list(plan.hard), "n_eval": min(by_split[s]["n"] for s in plan.hard),
         "easy_accuracy": mean(plan.easy, lambda s: curve[s][-1]),
         "hard_accuracy": mean(plan.hard, lambda s: curve[s][-1]),
         "hard_accuracy_at_train_depth": mean(plan.hard, lambda s: curve[s][depth - 1]),

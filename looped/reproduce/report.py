@@ -174,7 +174,7 @@ def _range_values(values: list[float]) -> str:
     return f"{np.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -186,7 +186,7 @@ def _pyplot():
 def curves_plot(records: list[dict], path: Path) -> None:
     """Per task: seed-mean accuracy against iterations on the first easy and the last hard split, with the band
     of the seeds' min and max; the fixed-depth baseline as a point at depth 1."""
-    plt = _pyplot()
+    plt = pyplot()
     tasks = tasks_of(records)
     fig, axes = plt.subplots(len(tasks), 2, figsize=(13, 3.8 * len(tasks)), squeeze=False)
     for row, task in zip(axes, tasks):
@@ -219,7 +219,7 @@ def curves_plot(records: list[dict], path: Path) -> None:
 
 def score_plot(records: list[dict], path: Path) -> None:
     """C5's runs: stability score against hard accuracy / task best, and the label baseline beside it."""
-    plt = _pyplot()
+    plt = pyplot()
     held = c5_runs(records)
     note = "held-out runs of learned tasks"
     if not held:
