@@ -137,7 +137,7 @@ def execute(spec: RunSpec, out: Path, budget: Budget) -> dict:
     if run.has(RECORD):
         return read_record(path)
     train(spec, path, budget.compile)
-    record = development_record(spec, run) if budget.development else judged_record(spec, run, budget)
+    record = development_record(spec, run, budget.compile) if budget.development else judged_record(spec, run, budget)
     record |= {"diverged": run.has(DIVERGED)}
     run.write_json(RECORD, record)
     return record
@@ -146,7 +146,7 @@ def execute(spec: RunSpec, out: Path, budget: Budget) -> dict:
 def judged_record(spec: RunSpec, run: Run, budget: Budget) -> dict:
     """Evaluate on every split with halting off and on, analyze on easy data (not the baseline), summarize."""
     if not run.has(EVAL_HALTING):  # written last of the two
-        for name, result in zip((EVAL, EVAL_HALTING), evaluation(run.path, spec)):
+        for name, result in zip((EVAL, EVAL_HALTING), evaluation(run.path, spec, budget.compile)):
             run.write_json(name, result)
     analysis = None
     if not spec.baseline:
@@ -159,12 +159,12 @@ def judged_record(spec: RunSpec, run: Run, budget: Budget) -> dict:
     return make_record(spec, full, halted, analysis, run.read_json(DEV) if run.has(DEV) else None)
 
 
-def development_record(spec: RunSpec, run: Run) -> dict:
+def development_record(spec: RunSpec, run: Run, compile: bool) -> dict:
     """What the development phase compares: the easy accuracy at ``T_max`` (``n_eval`` examples, halting off) and
     along training. No hard split, halting or stability analysis: development runs are never judged."""
     plan = spec.plan
     if not run.has(EVAL):
-        model, task, _ = run.load(pick_device("auto"))
+        model, task = trained(run, compile)
         curves = evaluate(model, task, list(plan.easy), spec.eval_iters, n=plan.n_eval, halting=None)
         run.write_json(EVAL, eval_result(task, run.path, curves, spec.eval_iters, 0, None))
     full = run.read_json(EVAL)
@@ -218,16 +218,23 @@ def _development(trainer: Trainer, spec: RunSpec, run: Run) -> None:
     run.write_json(DEV, seen)
 
 
-def evaluation(path: Path, spec: RunSpec) -> tuple[dict, dict]:
+def evaluation(path: Path, spec: RunSpec, compile: bool) -> tuple[dict, dict]:
     """The job's eval JSON (``looped eval``'s) on every split, up to ``spec.eval_iters``: with halting off and
     each example's exact match there and at the training depth; and with ``Halting()``."""
     plan = spec.plan
-    run = Run(path)
-    model, task, _ = run.load(pick_device("auto"))
+    model, task = trained(Run(path), compile)
     T, splits = spec.eval_iters, list(plan.easy + plan.hard)
     full = evaluate(model, task, splits, T, n=plan.n_eval, halting=None, correct_at=sorted({spec.train_iters, T}))
     halted = evaluate(model, task, splits, T, n=plan.n_eval, halting=Halting())
-    return eval_result(task, run.path, full, T, 0, None), eval_result(task, run.path, halted, T, 0, Halting())
+    return eval_result(task, path, full, T, 0, None), eval_result(task, path, halted, T, 0, Halting())
+
+
+def trained(run: Run, compile: bool):
+    """The run's model (its step compiled when ``compile``) and task."""
+    model, task, _ = run.load(pick_device("auto"))
+    if compile:
+        model.compile_step()
+    return model, task
 
 
 def curves_of(result: dict, iters: int) -> dict[str, list[float]]:
