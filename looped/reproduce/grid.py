@@ -31,7 +31,8 @@ from ..config import TrainConfig, model_config, pick_device
 from ..presets import schedule
 from ..evaluation import Halting, eval_result, evaluate
 from ..runs import WEIGHTS, Run, RunError
-from ..tasks import InputError, get_task
+from ..model import Looped
+from ..tasks import InputError, Task, get_task
 from ..training import Trainer
 from .budgets import NORMS, RECALLS, Budget, TaskPlan
 
@@ -229,7 +230,7 @@ def evaluation(path: Path, spec: RunSpec, compile: bool) -> tuple[dict, dict]:
     return eval_result(task, path, full, T, 0, None), eval_result(task, path, halted, T, 0, Halting())
 
 
-def trained(run: Run, compile: bool):
+def trained(run: Run, compile: bool) -> tuple[Looped, Task]:
     """The run's model (its step compiled when ``compile``) and task."""
     model, task, _ = run.load(pick_device("auto"))
     if compile:
@@ -247,9 +248,9 @@ def identity(spec: RunSpec) -> dict:
     plan = spec.plan
     kind = "fixed" if spec.baseline else f"{spec.recall}/{spec.norm}/{spec.residual}"
     return {"rules": 3, "name": spec.name, "task": plan.task, "recall": spec.recall, "norm": spec.norm,
-            "residual": spec.residual, "variant": kind,
-            "seed": spec.seed, "lr": spec.lr, "steps": plan.steps, "baseline": spec.baseline, "easy": list(plan.easy),
-            "train_iters": spec.train_iters, "eval_iters": spec.eval_iters}
+            "residual": spec.residual, "variant": kind, "seed": spec.seed, "lr": spec.lr, "steps": plan.steps,
+            "baseline": spec.baseline, "easy": list(plan.easy), "train_iters": spec.train_iters,
+            "eval_iters": spec.eval_iters}
 
 
 def make_record(spec: RunSpec, full: dict, halted: dict, analysis: dict | None, development: dict | None) -> dict:
