@@ -605,3 +605,29 @@ def test_a_development_job_records_easy_accuracy_along_training_and_is_not_analy
         assert (record["development"] is None) == s.baseline
         if not s.baseline:
             assert list(record["development"]["easy_accuracy_by_step"]) == ["2", "4"]
+
+
+def test_each_compiled_job_starts_from_a_fresh_compile_cache(tmp_path, monkeypatch):
+    """Jobs run one after another in a process would otherwise share torch.compile's cache and, past its
+    recompile limit, fall back to eager: a job's numbers would depend on what ran before it."""
+    import looped.reproduce.grid as grid_module
+    from dataclasses import replace
+    from looped.reproduce.grid import execute, jobs
+
+    class Trained(Exception):
+        pass
+
+    calls = []
+
+    def train(spec, path, compile):
+        calls.append(("train", spec.name, compile))
+        raise Trained
+
+    monkeypatch.setattr(torch.compiler, "reset", lambda: calls.append("reset"))
+    monkeypatch.setattr(grid_module, "train", train)
+    budget = replace(tiny_budget(), compile=True)
+    first, second = jobs(budget)[:2]
+    for spec in (first, second):
+        with pytest.raises(Trained):
+            execute(spec, tmp_path, budget)
+    assert calls == ["reset", ("train", first.name, True), "reset", ("train", second.name, True)]

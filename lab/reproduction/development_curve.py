@@ -39,20 +39,22 @@ def run(args: argparse.Namespace) -> None:
 
 
 def plot(args: argparse.Namespace) -> None:
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(8, 4))
+    drops = set()
     for path in sorted(args.out.glob("runs/*/" + DEV)):
         run = Run(path.parent)
         by_step = run.read_json(DEV)["easy_accuracy_by_step"]
         steps = sorted(int(s) for s in by_step)
-        line, = ax.plot(steps, [by_step[str(s)] for s in steps], marker="o", label=path.parent.name)
-        train = run.config.train
-        for at in train.decay_at:
-            ax.axvline(at * train.steps, color=line.get_color(), linestyle=":",
-                       label=f"{path.parent.name}: learning rate x{train.decay_factor:g}")
+        model, train = run.config.model, run.config.train
+        ax.plot(steps, [by_step[str(s)] for s in steps], marker="o",
+                label=f"{model.recall}/{model.norm}, lr {train.lr:g}, seed {train.seed}")
+        drops |= {(round(at * train.steps), train.decay_factor) for at in train.decay_at}
+    for step, factor in sorted(drops):
+        ax.axvline(step, color="k", linestyle=":", label=f"learning rate x{factor:g} (step {step:,})")
     ax.axhline(0.5, color="grey", linestyle="--", label="learned (0.5)")
     ax.set(xlabel="training step", ylabel="easy accuracy at T_max (500 examples)", ylim=(0, 1),
-           title="Rules v3 development: easy accuracy along training")
-    ax.legend(fontsize=8, loc="upper left")
+           title=f"Rules v3 development, {args.title}: easy accuracy along training")
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
     args.dest.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.dest / "development_curve.png", dpi=120)
@@ -74,6 +76,7 @@ def main() -> None:
     q = sub.add_parser("plot", help="draw every development curve under OUT into DEST/development_curve.png")
     q.add_argument("out", type=Path)
     q.add_argument("dest", type=Path)
+    q.add_argument("--title", default="chess", help="what the runs are, for the plot's title (default: %(default)s)")
     q.set_defaults(func=plot)
     args = p.parse_args()
     args.func(args)

@@ -137,6 +137,8 @@ def execute(spec: RunSpec, out: Path, budget: Budget) -> dict:
     run = Run(path)
     if run.has(RECORD):
         return read_record(path)
+    if budget.compile:
+        torch.compiler.reset()  # a fresh cache per job: compiled as if it ran alone, never past the recompile limit
     train(spec, path, budget.compile)
     record = development_record(spec, run, budget.compile) if budget.development else judged_record(spec, run, budget)
     record |= {"diverged": run.has(DIVERGED)}
