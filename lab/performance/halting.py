@@ -17,13 +17,13 @@ at most 0.5 points of accuracy lost.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 
 import torch
 
 from looped import runs
 from looped.evaluation import EVAL_SEED_BASE, Halting, accuracy_curve
+from looped.machine import cpu_name
 
 LADDERS = {
     "prefix-sums": (["32", "64", "128", "256", "512", "1024"], 480),
@@ -49,7 +49,7 @@ def main() -> None:
     halting = Halting(tol=args.tol, patience=args.patience)
     batches = {s: task.generate(task.split(s), args.n, seed=EVAL_SEED_BASE) for s in splits}
     print(f"# {args.task}, the shipped {args.task} model, n={args.n} per split, cap {cap} iterations, tol {args.tol:g}, "
-          f"patience {args.patience}; {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads")
+          f"patience {args.patience}; {cpu_name()}, {torch.get_num_threads()} threads")
 
     curves = {s: accuracy_curve(model, task, b, cap).accuracy for s, b in batches.items()}
     mean_by_t = [sum(curves[s][t] for s in splits) / len(splits) for t in range(cap)]

@@ -20,7 +20,8 @@ import numpy as np
 
 from ..io import atomic_write, json_safe, write_json
 from .claims import LEARNED_EASY, learned, tasks_of
-from .report import commit, machine, pyplot
+from ..machine import describe as machine
+from .report import commit, pyplot
 
 DEVELOPMENT_MD, DEVELOPMENT_JSON, DEVELOPMENT_PNG = "DEVELOPMENT.md", "development.json", "development.png"
 

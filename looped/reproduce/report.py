@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import math
-import platform
 import subprocess
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..io import atomic_write, json_safe, write_json
+from ..machine import describe as machine
 from .budgets import NORMS, RECALLS
 from .claims import (RULES, Verdict, baselines, c5_runs, grid_runs, learned, recall_outer, relative_hard_accuracy,
                      spearman, stability_score, tasks_of, variant, variants)
 
 CURVES_PNG, SCORE_PNG = "accuracy_vs_iterations.png", "score_vs_accuracy.png"
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
-    return f"{cpu}, {torch.get_num_threads()} threads{gpu}; Python {platform.python_version()}, torch {torch.__version__}"
 
 
 def commit() -> str | None:
