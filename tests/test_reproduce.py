@@ -572,6 +572,7 @@ def test_reproduce_on_a_development_budget_writes_its_choices_not_verdicts(tmp_p
     assert out.strip() == "prefix-sums: learning rate 0.0003 (compared on 10 jobs), learned"
     text = (tmp_path / "DEVELOPMENT.md").read_text()
     assert f"Partial: {len(specs)} of {len(jobs(budget))} runs finished" in text and "| prefix-sums | 0.0003 |" in text
+    assert "| internal/post/add | 0.300 (1) | 0.800 (1) | 0.300 (1) |" in text  # per variant, rates ascending
     saved = json.loads((tmp_path / "development.json").read_text())
     assert saved["tasks"]["prefix-sums"]["chosen_lr"] == 3e-4
     assert (tmp_path / "development.png").read_bytes()[:4] == b"\x89PNG" and not (tmp_path / "REPORT.md").exists()

@@ -53,6 +53,14 @@ def along_training(runs: list[dict]) -> dict[int, dict]:
             for step, v in sorted(at.items())}
 
 
+def by_variant(runs) -> dict[str, tuple[float, int]]:
+    """Per variant: (mean easy accuracy over its seeds, how many seeds)."""
+    accs: dict[str, list[float]] = {}
+    for r in runs:
+        accs.setdefault(r["variant"], []).append(r["easy_accuracy"])
+    return {v: (float(np.mean(a)), len(a)) for v, a in accs.items()}
+
+
 def task_choice(records: list[dict], task: str) -> dict:
     """The learning-rate comparison and choice for one task (the module docstring)."""
     rates = by_rate(records, task)
@@ -65,7 +73,7 @@ def task_choice(records: list[dict], task: str) -> dict:
                      if compared else None,
                      "best_variant_easy": best, "learned": ok, "steps": sorted({r.get("steps") for r in runs.values()},
                                                                                  key=str),
-                     "along_training": along_training(list(runs.values()))}
+                     "along_training": along_training(list(runs.values())), "variants": by_variant(runs.values())}
     scored = {lr: row["mean_easy"] for lr, row in table.items() if row["mean_easy"] is not None}
     chosen = max(scored, key=lambda lr: (scored[lr], -lr)) if scored else None
     return {"compared_on": len(common), "seeds": sorted({s for _, s in common}), "rates": table, "chosen_lr": chosen,
@@ -106,7 +114,8 @@ def markdown(budget: str, chosen: dict[str, dict], command: str, sha: str | None
                          f"{'yes' if row['learned'] else 'no'} | {'**yes**' if lr == c['chosen_lr'] else ''} |")
     lines += ["", "Rates are compared on the same (variant, seed) jobs: " + "; ".join(
         f"{task} {c['compared_on']} (seeds {', '.join(map(str, c['seeds'])) or '-'})" for task, c in chosen.items()) + ".",
-        "", "## Easy accuracy along training", "",
+        ""] + variant_table(chosen) + [
+        "## Easy accuracy along training", "",
         "At each checkpoint: the mean over the rate's runs, and the best variant's seed mean (which variant).", ""]
     for task, c in chosen.items():
         for lr, row in c["rates"].items():
@@ -115,6 +124,19 @@ def markdown(budget: str, chosen: dict[str, dict], command: str, sha: str | None
                 lines.append(f"- {task}, {lr:g}: " + ", ".join(
                     f"step {s}: {m['mean']:.3f} / {m['best']:.3f} ({m['best_variant']})" for s, m in marks.items()))
     return "\n".join(lines + ["", f"![easy accuracy along training]({DEVELOPMENT_PNG})", ""])
+
+
+def variant_table(chosen: dict[str, dict]) -> list[str]:
+    """Per task and variant, the easy accuracy at T_max at each rate: mean over the finished seeds (how many)."""
+    lines = ["## Easy accuracy at T_max by variant", "", "Mean over the finished development seeds (their number).", ""]
+    for task, c in chosen.items():
+        rates = list(c["rates"])
+        lines += [f"| {task} | " + " | ".join(f"lr {lr:g}" for lr in rates) + " |", "|---|" + "---|" * len(rates)]
+        for v in sorted({v for row in c["rates"].values() for v in row["variants"]}):
+            cells = [row["variants"].get(v) for row in c["rates"].values()]
+            lines.append(f"| {v} | " + " | ".join("-" if x is None else f"{x[0]:.3f} ({x[1]})" for x in cells) + " |")
+        lines.append("")
+    return lines
 
 
 def curves_plot(chosen: dict[str, dict], path: Path) -> None:
