@@ -105,7 +105,8 @@ def build_parser(argv: list[str] | None = None) -> Parser:
 
     r = sub.add_parser("reproduce", help="rerun the paper's study and judge its claims (resumable jobs)")
     r.add_argument("--budget", choices=("smoke", "cpu-dev", "cpu", "gpu"), default="smoke",
-                   help="smoke: minutes; cpu-dev: the development phase (seeds 0-2, the paper's learning rates); cpu: "
+                   help="smoke: minutes; cpu-dev: the development phase (seeds 0-2, the paper's learning rates; writes "
+                        "DEVELOPMENT.md, no verdicts); cpu: "
                         "the held-out run on 2 cores; gpu: paper scale on one GPU (default: %(default)s)")
     r.add_argument("--out", type=Path, default=None, help="output folder (required but with --list); rerun the same "
                                                           "command to resume")
