@@ -551,7 +551,7 @@ def test_development_curve_averages_runs_and_names_the_best_variant_at_each_mark
     runs.append(dev_record("chess", "none", "pre", 0, 1e-3, 0.1, marks={1000: 0.05, 2000: 0.1}))
     marks = along_training(runs)
     assert list(marks) == [1000, 2000]
-    assert marks[1000]["mean"] == pytest.approx((0.2 + 0.4 + 0.05) / 3)
+    assert marks[1000]["mean"] == pytest.approx((0.2 + 0.4 + 0.05) / 3) and marks[1000]["runs"] == 3
     assert marks[2000]["best"] == pytest.approx(0.5) and marks[2000]["best_variant"] == "internal/post/add"
 
 

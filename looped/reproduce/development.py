@@ -48,6 +48,7 @@ def along_training(runs: list[dict]) -> dict[int, dict]:
         for step, acc in ((r.get("development") or {}).get("easy_accuracy_by_step") or {}).items():
             at.setdefault(int(step), {}).setdefault(r["variant"], []).append(acc)
     return {step: {"mean": float(np.mean([a for accs in v.values() for a in accs])),
+                   "runs": sum(len(accs) for accs in v.values()),
                    "best": max(float(np.mean(accs)) for accs in v.values()),
                    "best_variant": max(v, key=lambda k: np.mean(v[k]))}
             for step, v in sorted(at.items())}
@@ -116,13 +117,14 @@ def markdown(budget: str, chosen: dict[str, dict], command: str, sha: str | None
         f"{task} {c['compared_on']} (seeds {', '.join(map(str, c['seeds'])) or '-'})" for task, c in chosen.items()) + ".",
         ""] + variant_table(chosen) + [
         "## Easy accuracy along training", "",
-        "At each checkpoint: the mean over the rate's runs, and the best variant's seed mean (which variant).", ""]
+        "At each checkpoint: the mean over the rate's runs that recorded it (how many), and the best variant's seed "
+        "mean (which variant).", ""]
     for task, c in chosen.items():
         for lr, row in c["rates"].items():
             marks = row["along_training"]
             if marks:
                 lines.append(f"- {task}, {lr:g}: " + ", ".join(
-                    f"step {s}: {m['mean']:.3f} / {m['best']:.3f} ({m['best_variant']})" for s, m in marks.items()))
+                    f"step {s}: {m['mean']:.3f} ({m['runs']}) / {m['best']:.3f} ({m['best_variant']})" for s, m in marks.items()))
     return "\n".join(lines + ["", f"![easy accuracy along training]({DEVELOPMENT_PNG})", ""])
 
 
@@ -148,7 +150,9 @@ def curves_plot(chosen: dict[str, dict], path: Path) -> None:
         for i, (lr, row) in enumerate(c["rates"].items()):
             marks = row["along_training"]
             steps = list(marks)
-            ax.plot(steps, [marks[s]["mean"] for s in steps], color=f"C{i}", marker="o", label=f"lr {lr:g}: mean")
+            runs = max((marks[s]["runs"] for s in steps), default=0)
+            ax.plot(steps, [marks[s]["mean"] for s in steps], color=f"C{i}", marker="o",
+                    label=f"lr {lr:g}: mean of {runs} runs")
             ax.plot(steps, [marks[s]["best"] for s in steps], color=f"C{i}", ls="--", marker="^",
                     label=f"lr {lr:g}: best variant")
         ax.axhline(LEARNED_EASY, color="grey", ls=":", label=f"learned ({LEARNED_EASY})")
