@@ -410,8 +410,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return 0
     if args.out is None:
         raise UsageError("looped reproduce: --out is required (but with --list)")
-    how = dict(workers=args.workers, progress=not args.quiet, only=args.only, report_only=args.report,
-               command=f"looped reproduce --budget {args.budget} --out {args.out}")
+    how = dict(workers=args.workers, progress=not args.quiet, only=args.only, report_only=args.report)
     if BUDGETS[args.budget].development:
         for task, c in develop(args.budget, args.out, **how).items():
             lr = "none yet" if c["chosen_lr"] is None else f"{c['chosen_lr']:g}"

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_write, json_safe, write_json
-from .claims import LEARNED_EASY, learned, tasks_of
 from ..machine import describe as machine
+from .claims import LEARNED_EASY, RULES, learned, tasks_of
 from .report import commit, pyplot
 
 DEVELOPMENT_MD, DEVELOPMENT_JSON, DEVELOPMENT_PNG = "DEVELOPMENT.md", "development.json", "development.png"
@@ -89,7 +89,7 @@ def write_development(out: Path, budget: str, records: list[dict], command: str,
     """Write ``DEVELOPMENT.md``, ``development.json`` and ``development.png`` under ``out``; returns ``choices``."""
     out.mkdir(parents=True, exist_ok=True)
     chosen, sha = choices(records), commit()
-    write_json(out / DEVELOPMENT_JSON, json_safe({"rules": 3, "budget": budget, "command": command, "commit": sha,
+    write_json(out / DEVELOPMENT_JSON, json_safe({"rules": RULES, "budget": budget, "command": command, "commit": sha,
                                                    "machine": machine(), "runs_finished": len(records),
                                                    "runs_expected": expected, "tasks": chosen}))
     curves_plot(chosen, out / DEVELOPMENT_PNG)
@@ -100,7 +100,7 @@ def write_development(out: Path, budget: str, records: list[dict], command: str,
 
 def markdown(budget: str, chosen: dict[str, dict], command: str, sha: str | None, finished: int, expected: int) -> str:
     partial = "" if finished == expected else f" **Partial: {finished} of {expected} runs finished.**"
-    lines = [f"# Development (`{budget}` budget, rules v3)", "",
+    lines = [f"# Development (`{budget}` budget, rules v{RULES})", "",
              f"Command: `{command}`. Commit: `{sha or 'unknown'}`. Machine: {machine()}.{partial} Development seeds "
              "only: nothing here is judged. Per task, the learning rate with the highest mean easy accuracy at T_max "
              "over every job of the grid (looped variants and the fixed-depth baseline), compared on the jobs finished "

@@ -35,6 +35,7 @@ from ..model import Looped
 from ..tasks import InputError, Task, get_task
 from ..training import Trainer
 from .budgets import NORMS, RECALLS, Budget, TaskPlan
+from .claims import RULES
 
 RECORD = "record.json"
 EVAL, EVAL_HALTING = "eval.json", "eval-halting.json"  # looped eval's JSON: halting off (scored), on (reported)
@@ -125,7 +126,7 @@ def _one_worker(workers: int) -> None:
 
 def read_record(run: Path) -> dict:
     record = Run(run).read_json(RECORD)
-    if record.get("rules") != 3:
+    if record.get("rules") != RULES:
         raise RunError(f"{run / RECORD} was written under other rules; use a new --out")
     return record
 
@@ -249,7 +250,7 @@ def identity(spec: RunSpec) -> dict:
     """The fields that name a job and its recipe, in every record."""
     plan = spec.plan
     kind = "fixed" if spec.baseline else f"{spec.recall}/{spec.norm}/{spec.residual}"
-    return {"rules": 3, "name": spec.name, "task": plan.task, "recall": spec.recall, "norm": spec.norm,
+    return {"rules": RULES, "name": spec.name, "task": plan.task, "recall": spec.recall, "norm": spec.norm,
             "residual": spec.residual, "variant": kind, "seed": spec.seed, "lr": spec.lr, "steps": plan.steps,
             "baseline": spec.baseline, "easy": list(plan.easy), "train_iters": spec.train_iters,
             "eval_iters": spec.eval_iters}
