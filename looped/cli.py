@@ -414,7 +414,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if BUDGETS[args.budget].development:
         for task, c in develop(args.budget, args.out, **how).items():
             lr = "none yet" if c["chosen_lr"] is None else f"{c['chosen_lr']:g}"
-            print(f"{task}: learning rate {lr} (compared on {c['compared_on']} jobs), "
+            print(f"{task}: learning rate {lr} (jobs compared: {c['compared_on']}), "
                   f"{'learned' if c['learned'] else 'not learned'}")
         print(f"development report: {args.out / 'DEVELOPMENT.md'}", file=sys.stderr)
         return 0

@@ -569,7 +569,7 @@ def test_reproduce_on_a_development_budget_writes_its_choices_not_verdicts(tmp_p
         (tmp_path / "runs" / s.name / RECORD).write_text(json.dumps(r | {"name": s.name}))
     assert cli.main(["reproduce", "--budget", "cpu-dev", "--out", str(tmp_path), "--report", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert out.strip() == "prefix-sums: learning rate 0.0003 (compared on 10 jobs), learned"
+    assert out.strip() == "prefix-sums: learning rate 0.0003 (jobs compared: 10), learned"
     text = (tmp_path / "DEVELOPMENT.md").read_text()
     assert f"Partial: {len(specs)} of {len(jobs(budget))} runs finished" in text and "| prefix-sums | 0.0003 |" in text
     assert "| internal/post/add | 0.300 (1) | 0.800 (1) | 0.300 (1) |" in text  # per variant, rates ascending

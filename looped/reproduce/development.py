@@ -152,7 +152,7 @@ def curves_plot(chosen: dict[str, dict], path: Path) -> None:
             steps = list(marks)
             runs = max((marks[s]["runs"] for s in steps), default=0)
             ax.plot(steps, [marks[s]["mean"] for s in steps], color=f"C{i}", marker="o",
-                    label=f"lr {lr:g}: mean of {runs} runs")
+                    label=f"lr {lr:g}: mean, n = {runs}")
             ax.plot(steps, [marks[s]["best"] for s in steps], color=f"C{i}", ls="--", marker="^",
                     label=f"lr {lr:g}: best variant")
         ax.axhline(LEARNED_EASY, color="grey", ls=":", label=f"learned ({LEARNED_EASY})")
