@@ -20,14 +20,15 @@ from pathlib import Path
 
 import torch
 
-from looped.analysis import analyze_run
+from looped.io import write_json
 from looped.reproduce.budgets import BUDGETS
-from looped.reproduce.grid import ANALYZE_TOL, RECORD, evaluation, job, jobs
+from looped.reproduce.grid import RECORD, analysis_of, evaluation, job, jobs
+from looped.runs import Run
 
 
 def seconds_per_step(run: Path) -> float:
     """The run's training clock over its steps (the last line of ``metrics.jsonl``)."""
-    last = json.loads(run.joinpath("metrics.jsonl").read_text().splitlines()[-1])
+    last = Run(run).read_metrics()[-1]
     return last["elapsed_s"] / last["step"]
 
 
@@ -49,12 +50,11 @@ def measure(dev_out: Path, name: str, budget_name: str) -> dict:
     start = time.process_time()
     evaluation(run, spec, budget.compile)
     evaluated = time.process_time()
-    analyze_run(run, spec.plan.easy[0], spec.plan.n_analyze, budget.analyze_max_iter, tol=ANALYZE_TOL, device="cpu",
-                dense_limit=budget.dense_limit)
+    analysis_of(run, spec, budget)
     result = {"job": name, "task": spec.plan.task, "evaluation_s": evaluated - start,
               "analysis_s": time.process_time() - evaluated}
     (dev_out / "costs").mkdir(exist_ok=True)
-    (dev_out / "costs" / f"{name}.json").write_text(json.dumps(result, indent=1))
+    write_json(dev_out / "costs" / f"{name}.json", result)
     return result
 
 

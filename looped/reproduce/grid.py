@@ -155,12 +155,16 @@ def judged_record(spec: RunSpec, run: Run, budget: Budget) -> dict:
     analysis = None
     if not spec.baseline:
         if not run.has(ANALYSIS):
-            result = analyze_run(run.path, spec.plan.easy[0], spec.plan.n_analyze, budget.analyze_max_iter,
-                                 tol=ANALYZE_TOL, device="cpu", dense_limit=budget.dense_limit)
-            run.write_json(ANALYSIS, result)
+            run.write_json(ANALYSIS, analysis_of(run.path, spec, budget))
         analysis = run.read_json(ANALYSIS)
     full, halted = (run.read_json(name) for name in (EVAL, EVAL_HALTING))
     return make_record(spec, full, halted, analysis, run.read_json(DEV) if run.has(DEV) else None)
+
+
+def analysis_of(path: Path, spec: RunSpec, budget: Budget) -> dict:
+    """``looped analyze``'s result for the job's model on its first easy split, with the budget's arguments."""
+    return analyze_run(path, spec.plan.easy[0], spec.plan.n_analyze, budget.analyze_max_iter, tol=ANALYZE_TOL,
+                       device="cpu", dense_limit=budget.dense_limit)
 
 
 def development_record(spec: RunSpec, run: Run, compile: bool) -> dict:
