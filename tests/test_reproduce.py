@@ -12,6 +12,8 @@ from looped.reproduce.budgets import BUDGETS, NORMS, RECALLS
 from looped.reproduce.claims import INCONCLUSIVE, NO_POWER, NOT_SUPPORTED, SUPPORTED
 from looped.reproduce.report import CURVES_PNG, SCORE_PNG, write_report
 
+from conftest import load_script
+
 TASKS = ("prefix-sums", "sudoku", "chess")
 INTERNAL_WINS = frozenset({"sudoku"})  # C4 needs internal > external here, as every budget declares
 N = 400  # examples per split
@@ -632,3 +634,35 @@ def test_each_compiled_job_starts_from_a_fresh_compile_cache(tmp_path, monkeypat
         with pytest.raises(Trained):
             execute(spec, tmp_path, budget)
     assert calls == ["reset", ("train", first.name, True), "reset", ("train", second.name, True)]
+
+
+def sizing_rows():
+    """Three tasks' projections: core-hours per training step and per-task evaluation + analysis."""
+    per_step = {"a": 0.002, "b": 0.010, "c": 0.004}
+    extra = {"a": 3.0, "b": 2.0, "c": 1.0}
+    return [{"task": t, "training_core_h_per_step": per_step[t], "evaluation_analysis_core_h": extra[t]}
+            for t in per_step], per_step, extra
+
+
+def test_sizing_keeps_learned_steps_and_shares_the_rest_equally():
+    rule = load_script("held_out_cost", "lab/reproduction")
+    rows, per_step, extra = sizing_rows()
+    dev = {"a": 2000, "b": 3000, "c": 3000}
+    sized = rule.size_steps(rows, {"a": True, "b": False, "c": False}, 40.0, dev)
+    share = (40.0 - (dev["a"] * per_step["a"] + extra["a"])) / 2  # 16.5 each for b and c
+    assert sized["tasks"]["a"]["steps"] == 2000
+    assert sized["tasks"]["b"]["share_core_h"] == pytest.approx(share)
+    b_steps = (share - extra["b"]) / per_step["b"]  # 1450 -> 1400 after rounding down to the quantum
+    assert sized["tasks"]["b"]["steps"] == int(b_steps // rule.STEP_QUANTUM) * rule.STEP_QUANTUM == 1400
+    assert sized["tasks"]["c"]["steps"] == 3000  # its share pays for 3875, capped at the development steps
+    assert sized["core_h"] <= 40.0 and sized["overrun_core_h"] == 0.0
+
+
+def test_sizing_reports_the_overrun_of_learned_tasks_and_leaves_nothing_to_the_others():
+    rule = load_script("held_out_cost", "lab/reproduction")
+    rows, per_step, extra = sizing_rows()
+    dev = {"a": 2000, "b": 3000, "c": 3000}
+    sized = rule.size_steps(rows, {"a": True, "b": True, "c": False}, 30.0, dev)
+    learned_h = sum(dev[t] * per_step[t] + extra[t] for t in "ab")  # 7 + 32 = 39 > 30
+    assert sized["tasks"]["c"]["steps"] == 0 and sized["tasks"]["c"]["core_h"] == 0.0  # not run
+    assert sized["overrun_core_h"] == pytest.approx(learned_h - 30.0)

@@ -2,12 +2,17 @@
 
     python lab/reproduction/held_out_cost.py DEV_OUT [--budget cpu] [--hours 24 --cores 2]
     python lab/reproduction/held_out_cost.py DEV_OUT --measure JOB_ID     # one job per task, on one thread
+    python lab/reproduction/held_out_cost.py DEV_OUT --size               # the steps the sizing rule gives
 
 Training: seconds per step of each finished development job (the training clock of its ``metrics.jsonl``, one
 thread per job), median per task. Evaluation and analysis: ``--measure`` takes a finished development job and
 runs on it what a held-out job adds (the evaluation on easy and hard splits with halting off and on, and the
 stability analysis, with the budget's arguments), timing CPU seconds on one thread; the result is kept in
 ``DEV_OUT/costs/JOB_ID.json``. The projection multiplies by the held-out budget's job count.
+
+``--size`` applies the sizing rule of docs/reproduce.md to the projection, with each task's ``learned`` from
+``DEV_OUT/development.json`` (``looped reproduce --budget cpu-dev --report`` writes it): the steps to freeze in
+``budgets.py``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import torch
 
 from looped.io import write_json
 from looped.reproduce.budgets import BUDGETS
+from looped.reproduce.development import DEVELOPMENT_JSON
 from looped.reproduce.grid import RECORD, analysis_of, evaluation, job, jobs
 from looped.runs import Run
 
@@ -74,12 +80,66 @@ def projection(dev_out: Path, budget_name: str) -> list[dict]:
         train_h = None if rate is None else len(specs) * plan.steps * rate / 3600
         extra_h = None if m is None else (len(specs) * m["evaluation_s"] + looped_jobs * m["analysis_s"]) / 3600
         rows.append({"task": plan.task, "jobs": len(specs), "steps": plan.steps,
+                     "training_core_h_per_step": None if rate is None else len(specs) * rate / 3600,
                      "s_per_step": rate, "s_per_step_range": (min(rates[plan.task]), max(rates[plan.task]))
                      if rate else None, "dev_jobs_timed": len(rates.get(plan.task, [])),
                      "evaluation_s": m and m["evaluation_s"], "analysis_s": m and m["analysis_s"],
                      "training_core_h": train_h, "evaluation_analysis_core_h": extra_h,
                      "core_h": None if None in (train_h, extra_h) else train_h + extra_h})
     return rows
+
+
+STEP_QUANTUM = 100  # sized steps are rounded down to a multiple of this
+
+
+def size_steps(rows: list[dict], learned: dict[str, bool], budget_core_h: float, dev_steps: dict[str, int]) -> dict:
+    """The sizing rule of docs/reproduce.md on projection ``rows``.
+
+    A learned task keeps its development steps. The others share what the learned tasks leave of
+    ``budget_core_h`` in equal core-hours: each gets the steps its share pays for after its evaluation and
+    analysis, rounded down to ``STEP_QUANTUM``, never above its development steps. A share left unused by that
+    cap is not passed on (the rule does not say to; fewer steps make a verdict harder to reach, as rules v3
+    resolve such choices). A task whose share does not pay for ``STEP_QUANTUM`` steps gets 0: it is not run.
+
+    Returns ``{"tasks": {task: {"learned", "steps", "share_core_h", "core_h"}}, "core_h", "overrun_core_h"}``.
+    """
+    learned_h = sum(cost(r, dev_steps[r["task"]]) for r in rows if learned[r["task"]])
+    others = [r for r in rows if not learned[r["task"]]]
+    share = (budget_core_h - learned_h) / len(others) if others else None
+    tasks = {}
+    for r in rows:
+        task = r["task"]
+        if learned[task]:
+            steps = dev_steps[task]
+        else:
+            affordable = (share - r["evaluation_analysis_core_h"]) / r["training_core_h_per_step"]
+            steps = min(dev_steps[task], max(0, int(affordable // STEP_QUANTUM) * STEP_QUANTUM))
+        tasks[task] = {"learned": learned[task], "steps": steps, "share_core_h": None if learned[task] else share,
+                       "core_h": cost(r, steps) if steps else 0.0}
+    total = sum(t["core_h"] for t in tasks.values())
+    return {"tasks": tasks, "core_h": total, "overrun_core_h": max(0.0, total - budget_core_h)}
+
+
+def cost(row: dict, steps: int) -> float:
+    """A task's projected core-hours at ``steps`` training steps a job."""
+    return steps * row["training_core_h_per_step"] + row["evaluation_analysis_core_h"]
+
+
+def learned_in_development(dev_out: Path) -> dict[str, bool]:
+    """Per task: learned at its chosen learning rate, as ``development.json`` says."""
+    path = dev_out / DEVELOPMENT_JSON
+    if not path.exists():
+        raise SystemExit(f"{path} is missing; write it with: looped reproduce --budget cpu-dev --out {dev_out} --report")
+    return {task: c["learned"] for task, c in json.loads(path.read_text())["tasks"].items()}
+
+
+def sizing_table(sized: dict, budget_core_h: float) -> str:
+    lines = ["| task | learned in development | share core-h | steps | projected core-h |", "|---|---|---|---|---|"]
+    for task, t in sized["tasks"].items():
+        share = "-" if t["share_core_h"] is None else f"{t['share_core_h']:.1f}"
+        lines.append(f"| {task} | {'yes' if t['learned'] else 'no'} | {share} | {t['steps']} | {t['core_h']:.1f} |")
+    lines.append(f"\nProjected: {sized['core_h']:.1f} of {budget_core_h:g} core-h; overrun {sized['overrun_core_h']:.1f}.")
+    return "\n".join(lines)
 
 
 def table(rows: list[dict], hours: float, cores: int) -> str:
@@ -105,10 +165,18 @@ def main() -> None:
     p.add_argument("--measure", metavar="JOB_ID", help="time evaluation and analysis on this finished development job")
     p.add_argument("--hours", type=float, default=24.0)
     p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--size", action="store_true", help="apply the sizing rule to the projection")
     args = p.parse_args()
     if args.measure:
         print(json.dumps(measure(args.dev_out, args.measure, args.budget)))
-    print(table(projection(args.dev_out, args.budget), args.hours, args.cores))
+    rows = projection(args.dev_out, args.budget)
+    print(table(rows, args.hours, args.cores))
+    if args.size:
+        if any(r["core_h"] is None for r in rows):
+            raise SystemExit("--size needs every task's step time and measured evaluation and analysis")
+        dev_steps = {p.task: p.steps for p in BUDGETS["cpu-dev"].plans}
+        sized = size_steps(rows, learned_in_development(args.dev_out), args.hours * args.cores, dev_steps)
+        print("\n" + sizing_table(sized, args.hours * args.cores))
 
 
 if __name__ == "__main__":
