@@ -56,7 +56,8 @@ class Curve:
     ``extra`` holds the task's other metrics (``Task.metrics``) per iteration, by name;
     ``iterations`` (n,) the steps each example used (fewer than ``T`` with halting);
     ``per_example`` {metric: {t: (n,)}} each example's value of every metric after iteration t, for the t
-    asked for (``correct``: those of ``exact``).
+    asked for (``correct``: those of ``exact``); ``replayed`` the Curve of the same pass with a halting rule
+    replayed on it (``evaluate(replay=...)``), else None.
     """
 
     split: str
@@ -65,6 +66,7 @@ class Curve:
     iterations: torch.Tensor
     extra: dict[str, list[float]] = field(default_factory=dict)
     per_example: dict[str, dict[int, torch.Tensor]] = field(default_factory=dict)
+    replayed: "Curve | None" = None
 
     @property
     def correct(self) -> dict[int, torch.Tensor]:
@@ -114,54 +116,84 @@ def per_example_json(values: torch.Tensor) -> str | list[float]:
     return bits(values) if bool(((values == 0) | (values == 1)).all()) else values.double().tolist()
 
 
+class Tally:
+    """The sums behind one ``Curve``, chunk by chunk: each metric and the residual after every iteration, the
+    steps each example used, and the per-example values at the iterations in ``kept``."""
+
+    def __init__(self, max_iters: int, correct_at: Sequence[int]):
+        self.sums: dict[str, torch.Tensor] = {}
+        self.resid = torch.zeros(max_iters, dtype=torch.float64)
+        self.used: list[torch.Tensor] = []
+        self.kept: dict[int, list[dict]] = {t: [] for t in sorted(set(correct_at))}  # t -> per chunk, {metric: (chunk,)}
+        self.last: tuple[dict, torch.Tensor] | None = None
+
+    def add(self, t: int, scores: dict[str, torch.Tensor], residual: torch.Tensor) -> None:
+        """One chunk's per-example metrics ``scores`` and residuals (chunk,) after iteration t."""
+        values, r = {k: v.double().sum().cpu() for k, v in scores.items()}, residual.double().sum().cpu()
+        for name, v in values.items():
+            self.sums.setdefault(name, torch.zeros(len(self.resid), dtype=torch.float64))[t - 1] += v
+        self.resid[t - 1] += r
+        if t in self.kept:
+            self.kept[t].append({k: v.cpu() for k, v in scores.items()})
+        self.last = scores, (values, r)
+
+    def end_chunk(self, t: int, used: torch.Tensor) -> None:
+        """The chunk stopped after iteration t: every later iteration repeats its last values."""
+        scores, (values, r) = self.last
+        for name, v in values.items():
+            self.sums[name][t:] += v
+        self.resid[t:] += r
+        for later in (s for s in self.kept if s > t):
+            self.kept[later].append({k: v.cpu() for k, v in scores.items()})
+        self.used.append(used.cpu())
+
+    def curve(self, split: str, n: int) -> Curve:
+        metrics = {name: (s / n).tolist() for name, s in self.sums.items()}
+        per_example = {name: {t: torch.cat([c[name] for c in v]) for t, v in self.kept.items()}
+                       for name in (self.sums if self.kept else ())}
+        return Curve(split=split, accuracy=metrics.pop("exact"), residual=(self.resid / n).tolist(),
+                     iterations=torch.cat(self.used), extra=metrics, per_example=per_example)
+
+
 @torch.no_grad()
 def accuracy_curve(
     model: Looped, task: Task, batch: Batch, max_iters: int, chunk: int = 500, progress: bool = False,
     halting: Halting | None = None, correct_at: Sequence[int] = (), split: str = "", breadth: Breadth | None = None,
+    replay: Halting | None = None,
 ) -> Curve:
     """The ``Curve`` of one batch: the task's metrics and the mean relative residual after every iteration.
 
     Args: batch with inputs (N, L); max_iters T; halting: per-example stopping (None: all run T steps);
     correct_at: iterations at which to keep each example's value of every metric; split: the Curve's name;
     breadth: several trajectories per example and the answer chosen among them after each iteration
-    (``iterations`` then counts the model steps of all of an example's trajectories).
+    (``iterations`` then counts the model steps of all of an example's trajectories); replay: with halting
+    off, the Curve's ``replayed`` is what ``halting=replay`` gives, from the same pass.
     A halted example keeps its last prediction and residual. Examples are processed in chunks.
     """
     if any(not 1 <= t <= max_iters for t in correct_at):
         raise InputError(f"iterations {tuple(correct_at)} must lie in 1..{max_iters}")
+    if replay is not None and (halting is not None or breadth is not None):
+        raise InputError("a halting rule is replayed on a pass without halting or breadth")
     device = next(model.parameters()).device
-    sums: dict[str, torch.Tensor] = {}
-    resid = torch.zeros(max_iters, dtype=torch.float64)
-    used, kept = [], {t: [] for t in sorted(set(correct_at))}  # t -> per chunk, {metric: (chunk,)}
+    tallies = [Tally(max_iters, correct_at) for _ in range(1 if replay is None else 2)]
     n = len(batch)
     bar = tqdm(total=n * max_iters, disable=not progress, unit=" example-iterations", unit_scale=True, leave=False,
                desc=f"eval {split}".strip())
     for start in range(0, n, chunk):
         part = batch.slice(start, start + chunk).to(device)
-        loop = iterate(model, task, part.inputs, part.positions, max_iters, halting) if breadth is None else \
-            iterate_breadth(model, task, part.inputs, part.positions, max_iters, halting, breadth)
+        loop = iterate(model, task, part.inputs, part.positions, max_iters, halting, replay=replay) \
+            if breadth is None else iterate_breadth(model, task, part.inputs, part.positions, max_iters, halting, breadth)
         for t, state in enumerate(loop, 1):
-            scores = task.metrics(part.inputs, state.logits, part.targets)
-            values = {k: v.double().sum().cpu() for k, v in scores.items()}
-            r = state.residual.double().sum().cpu()
-            for name, v in values.items():
-                sums.setdefault(name, torch.zeros(max_iters, dtype=torch.float64))[t - 1] += v
-            resid[t - 1] += r
-            if t in kept:
-                kept[t].append({k: v.cpu() for k, v in scores.items()})
+            for tally, view in zip(tallies, (state, state.replayed)):
+                tally.add(t, task.metrics(part.inputs, view.logits, part.targets), view.residual)
             bar.update(len(part))
-        for name, v in values.items():  # all halted early: every later iteration repeats the last values
-            sums[name][t:] += v
-        resid[t:] += r
-        for later in (s for s in kept if s > t):
-            kept[later].append({k: v.cpu() for k, v in scores.items()})
-        used.append(state.used.cpu())
+        for tally, view in zip(tallies, (state, state.replayed)):
+            tally.end_chunk(t, view.used)
         bar.update(len(part) * (max_iters - t))
     bar.close()
-    metrics = {name: (s / n).tolist() for name, s in sums.items()}
-    return Curve(split=split, accuracy=metrics.pop("exact"), residual=(resid / n).tolist(), iterations=torch.cat(used),
-                 extra=metrics, per_example={name: {t: torch.cat([c[name] for c in v]) for t, v in kept.items()}
-                                             for name in (sums if kept else ())})
+    curve = tallies[0].curve(split, n)
+    curve.replayed = tallies[1].curve(split, n) if replay is not None else None
+    return curve
 
 
 def check_budget(n: int, length: int, iterations: int) -> None:
@@ -176,7 +208,7 @@ def check_budget(n: int, length: int, iterations: int) -> None:
 def evaluate(
     model: Looped, task: Task, splits: str | list[str] | None, max_iters: int, n: int = EVAL_N, seed: int = 0,
     halting: Halting | None = Halting(), progress: bool = False, correct_at: Sequence[int] = (),
-    breadth: int | Breadth = 1, select: str = "verify",
+    breadth: int | Breadth = 1, select: str = "verify", replay: Halting | None = None,
 ) -> list[Curve]:
     """Accuracy and mean relative residual after every iteration ``1..max_iters`` on each split.
 
@@ -189,6 +221,8 @@ def evaluate(
         correct_at: iterations at which each ``Curve`` keeps every example's value of every metric.
         breadth, select: trajectories per example and how one answer is chosen (``looped.breadth``; a
             ``Breadth`` sets every option); ``iterations`` then counts the steps of all of an example's trajectories.
+        replay: with ``halting=None``, each Curve's ``replayed`` is the Curve this halting rule gives, read off the
+            same pass (halted examples stay in the batch, so it costs no model steps).
     Returns: one ``Curve`` per split, in order.
     """
     breadth = breadth if isinstance(breadth, Breadth) else Breadth(k=breadth, select=select)
@@ -202,7 +236,8 @@ def evaluate(
     for split in parsed:
         check_budget(n * (1 if breadth is None else breadth.k), task.input_length(split), max_iters)
     return [accuracy_curve(model, task, task.generate(split, n, seed=EVAL_SEED_BASE + seed), max_iters,
-                           progress=progress, halting=halting, correct_at=correct_at, split=split.name, breadth=breadth)
+                           progress=progress, halting=halting, correct_at=correct_at, split=split.name, breadth=breadth,
+                           replay=replay)
             for split in parsed]
 
 

@@ -130,3 +130,29 @@ def test_every_metric_is_kept_per_example_at_the_iterations_asked():
     row = curve.as_dict()
     assert len(row["correct_by_iteration"]["6"]) == 12 and set(row["correct_by_iteration"]["6"]) <= {"0", "1"}
     assert isinstance(row["blank_accuracy_correct_by_iteration"]["2"], list)  # fractions stay numbers
+
+
+@pytest.mark.parametrize("halting", [Halting(tol=1e-12, patience=4), Halting(tol=1e-2, patience=6)])
+def test_halting_replayed_on_a_full_pass_gives_what_halting_gives(halting):
+    """One pass without halting, the rule replayed on it: the same halting steps, curve and per-example
+    correctness as a pass with halting on (which drops halted examples from the batch)."""
+    model, task, _ = runs.load_model(SHIPPED)
+    batch = task.generate(task.split("24"), 13, seed=0)
+    _, stops = halting_reference(model, batch.inputs, 40, halting)
+    assert len(set(stops)) >= 3
+    full = accuracy_curve(model, task, batch, 40, chunk=5, correct_at=(3, 40), replay=halting)
+    halted = accuracy_curve(model, task, batch, 40, chunk=5, correct_at=(3, 40), halting=halting)
+    assert full.iterations.tolist() == [40] * 13 and full.replayed.iterations.tolist() == stops
+    assert full.replayed.accuracy == pytest.approx(halted.accuracy)
+    assert full.replayed.residual == pytest.approx(halted.residual, rel=1e-4)
+    for t in (3, 40):
+        assert full.replayed.correct[t].tolist() == halted.correct[t].tolist()
+    assert full.accuracy == accuracy_curve(model, task, batch, 40, chunk=5).accuracy  # the full curve is untouched
+
+
+def test_replay_is_refused_beside_halting():
+    from looped.tasks import InputError
+
+    model, task = tiny(), get_task("prefix-sums")
+    with pytest.raises(InputError, match="replayed"):
+        accuracy_curve(model, task, task.generate(task.split("6"), 4, seed=1), 5, halting=Halting(), replay=Halting())

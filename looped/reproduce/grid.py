@@ -228,12 +228,13 @@ def _development(trainer: Trainer, spec: RunSpec, run: Run) -> None:
 
 def evaluation(path: Path, spec: RunSpec, compile: bool) -> tuple[dict, dict]:
     """The job's eval JSON (``looped eval``'s) on every split, up to ``spec.eval_iters``: with halting off and
-    each example's exact match there and at the training depth; and with ``Halting()``."""
+    each example's exact match there and at the training depth; and with ``Halting()``, replayed on the same pass."""
     plan = spec.plan
     model, task = trained(Run(path), compile)
     T, splits = spec.eval_iters, list(plan.easy + plan.hard)
-    full = evaluate(model, task, splits, T, n=plan.n_eval, halting=None, correct_at=sorted({spec.train_iters, T}))
-    halted = evaluate(model, task, splits, T, n=plan.n_eval, halting=Halting())
+    full = evaluate(model, task, splits, T, n=plan.n_eval, halting=None, correct_at=sorted({spec.train_iters, T}),
+                    replay=Halting())
+    halted = [c.replayed for c in full]
     return eval_result(task, path, full, T, 0, None), eval_result(task, path, halted, T, 0, Halting())
 
 
