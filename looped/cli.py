@@ -115,6 +115,9 @@ def build_parser(argv: list[str] | None = None) -> Parser:
     r.add_argument("--only", type=csv_list, default=None, metavar="ID[,ID...]",
                    help="run only these jobs (skipped when done), then report on every finished job")
     r.add_argument("--report", action="store_true", help="run nothing; write the report from the finished jobs")
+    r.add_argument("--development", type=Path, default=None, metavar="DEV_OUT",
+                   help="a held-out report shows, for each task not learned, its easy accuracy along training in this "
+                        "development output folder")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 
     m = sub.add_parser("import-paper", help="a run directory from a checkpoint of the paper's code, for eval, "
@@ -412,13 +415,15 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         raise UsageError("looped reproduce: --out is required (but with --list)")
     how = dict(workers=args.workers, progress=not args.quiet, only=args.only, report_only=args.report)
     if BUDGETS[args.budget].development:
+        if args.development is not None:
+            raise UsageError("looped reproduce: --development goes with a held-out budget, not a development one")
         for task, c in develop(args.budget, args.out, **how).items():
             lr = "none yet" if c["chosen_lr"] is None else f"{c['chosen_lr']:g}"
             print(f"{task}: learning rate {lr} (jobs compared: {c['compared_on']}), "
                   f"{'learned' if c['learned'] else 'not learned'}")
         print(f"development report: {args.out / 'DEVELOPMENT.md'}", file=sys.stderr)
         return 0
-    for v in reproduce(args.budget, args.out, **how):
+    for v in reproduce(args.budget, args.out, development=args.development, **how):
         print(f"{v.claim} {v.verdict}: {v.evidence}")
     print(f"report: {args.out / 'REPORT.md'}", file=sys.stderr)
     return 0

@@ -666,3 +666,36 @@ def test_sizing_reports_the_overrun_of_learned_tasks_and_leaves_nothing_to_the_o
     learned_h = sum(dev[t] * per_step[t] + extra[t] for t in "ab")  # 7 + 32 = 39 > 30
     assert sized["tasks"]["c"]["steps"] == 0 and sized["tasks"]["c"]["core_h"] == 0.0  # not run
     assert sized["overrun_core_h"] == pytest.approx(learned_h - 30.0)
+
+
+def test_the_report_shows_the_development_curve_of_a_task_not_learned(tmp_path):
+    from looped.reproduce import copy_development_plot, read_development
+    from looped.reproduce.development import write_development
+
+    marks = {1000: 0.1, 2000: 0.2, 3000: 0.3}
+    dev = [dev_record(t, r, n, 0, 1e-3, 0.3 if t == "chess" else 0.9,
+                      marks={s: a + (0.1 if (r, n) == ("internal", "post") else 0.0) for s, a in marks.items()})
+           for t in ("sudoku", "chess") for r in RECALLS for n in NORMS]
+    write_development(tmp_path / "dev", "cpu-dev", dev, "looped reproduce --budget cpu-dev", expected=len(dev))
+    rs = paper_world(tasks=("sudoku",)) + paper_world(tasks=("chess",), easy=0.3)
+    out = tmp_path / "out"
+    write_report(out, "test", rs, claims.judge(rs, INTERNAL_WINS), "looped reproduce", expected=len(rs),
+                 development=read_development(tmp_path / "dev"),
+                 development_png=copy_development_plot(tmp_path / "dev", out))
+    text = (out / "REPORT.md").read_text()
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["development"]["tasks_not_learned"]) == {"chess"}  # sudoku is learned in the held-out runs
+    along = summary["development"]["tasks_not_learned"]["chess"]["along_training"]["0.001"]
+    mean_3000 = (0.3 + 0.1 + 8 * 0.3) / 9  # internal/post is 0.1 ahead of the eight others
+    assert along["3000"]["mean"] == pytest.approx(mean_3000) and along["3000"]["best"] == pytest.approx(0.4)
+    assert "## Tasks not learned: development" in text and f"step 3000: {mean_3000:.3f} / 0.400 (internal/post/add)" in text
+    assert (out / "development.png").read_bytes()[:4] == b"\x89PNG" and "(development.png)" in text
+
+
+def test_a_missing_development_report_is_one_clear_error(tmp_path, capsys):
+    from looped import cli
+
+    assert cli.main(["reproduce", "--budget", "smoke", "--out", str(tmp_path / "o"), "--report",
+                     "--development", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "development.json" in err[0]

@@ -9,28 +9,54 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 from ..tasks import InputError
 from .budgets import BUDGETS, Budget
 from .claims import Verdict, judge
-from .development import write_development
+from .development import DEVELOPMENT_JSON, DEVELOPMENT_PNG, write_development
 from .grid import finished, jobs, run_all
 from .report import write_report
 
 
 def reproduce(budget: str | Budget, out: Path, workers: int = 1, progress: bool = True, command: str = "",
-              only: list[str] | None = None, report_only: bool = False) -> list[Verdict]:
+              only: list[str] | None = None, report_only: bool = False, development: Path | None = None) -> list[Verdict]:
     """Run (or resume) the jobs of a held-out ``budget`` under ``out/runs`` (all, or those named in ``only``), then
-    write ``out/REPORT.md`` from every finished job. ``report_only``: run nothing, report what is finished."""
+    write ``out/REPORT.md`` from every finished job. ``report_only``: run nothing, report what is finished.
+    ``development``: the development phase's output folder; for each task not learned, the report shows its easy
+    accuracy along training there."""
     budget = _budget(budget)
     if budget.development:
         raise InputError(f"the {budget.name} budget is a development phase: it chooses, it is not judged (use develop)")
     out = Path(out)
+    chosen = None if development is None else read_development(Path(development))
     records = _records(budget, out, workers, progress, only, report_only)
     verdicts = judge(records, budget.internal_wins)
-    write_report(out, budget.name, records, verdicts, command or _command(budget, out), expected=len(jobs(budget)))
+    command = command or _command(budget, out) + ("" if development is None else f" --development {development}")
+    write_report(out, budget.name, records, verdicts, command, expected=len(jobs(budget)), development=chosen,
+                 development_png=None if development is None else copy_development_plot(Path(development), out))
     return verdicts
+
+
+def read_development(folder: Path) -> dict:
+    """The ``development.json`` a development budget's report wrote in ``folder``."""
+    path = folder / DEVELOPMENT_JSON
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise InputError(f"no development report at {path} ({type(e).__name__}); write it with "
+                         f"looped reproduce --budget cpu-dev --out {folder} --report") from None
+
+
+def copy_development_plot(folder: Path, out: Path) -> str | None:
+    """Copy the development report's plot from ``folder`` into ``out``; its name, or None when there is none."""
+    if not (folder / DEVELOPMENT_PNG).exists():
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(folder / DEVELOPMENT_PNG, out / DEVELOPMENT_PNG)
+    return DEVELOPMENT_PNG
 
 
 def develop(budget: str | Budget, out: Path, workers: int = 1, progress: bool = True, command: str = "",

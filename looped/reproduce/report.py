@@ -42,22 +42,53 @@ def summary_run(r: dict) -> dict:
 
 
 def write_report(out: Path, budget: str, records: list[dict], verdicts: list[Verdict], command: str,
-                 expected: int) -> None:
-    """``expected``: the jobs of the budget, so that a report of a partial run says so."""
+                 expected: int, development: dict | None = None, development_png: str | None = None) -> None:
+    """``expected``: the jobs of the budget, so that a report of a partial run says so. ``development``: the
+    development phase's ``development.json``, whose easy accuracy along training the report shows for each task
+    that is not learned; ``development_png``: the name of its plot, copied into ``out`` by the caller."""
     out.mkdir(parents=True, exist_ok=True)
     sha = commit()
+    unlearned = development_of_unlearned(records, development)
     summary = {"rules": RULES, "budget": budget, "command": command, "commit": sha, "machine": machine(),
                "runs_finished": len(records), "runs_expected": expected,
                "verdicts": [asdict(v) for v in verdicts], "runs": [summary_run(r) for r in records]}
+    if development is not None:
+        summary["development"] = {"budget": development.get("budget"), "commit": development.get("commit"),
+                                  "tasks_not_learned": unlearned}
     write_json(out / "summary.json", json_safe(summary))
     curves_plot(records, out / CURVES_PNG)
     score_plot(records, out / SCORE_PNG)
-    text = markdown(budget, records, verdicts, command, sha, expected)
+    text = markdown(budget, records, verdicts, command, sha, expected, unlearned_section(unlearned, development_png))
     atomic_write(out / "REPORT.md", lambda tmp: Path(tmp).write_text(text))
 
 
+def development_of_unlearned(records: list[dict], development: dict | None) -> dict[str, dict]:
+    """Per task not learned in ``records`` and present in ``development``: its chosen rate, whether development
+    found it learned, and per rate the easy accuracy along training (mean over runs, best variant)."""
+    tasks = (development or {}).get("tasks", {})
+    return {t: {"chosen_lr": tasks[t]["chosen_lr"], "learned_in_development": tasks[t]["learned"],
+                "along_training": {lr: row["along_training"] for lr, row in tasks[t]["rates"].items()}}
+            for t in tasks_of(records) if t in tasks and not learned(records, t)[0]}
+
+
+def unlearned_section(unlearned: dict[str, dict], png: str | None) -> list[str]:
+    """Why each task not learned was not: its development runs' easy accuracy along training."""
+    if not unlearned:
+        return []
+    lines = ["## Tasks not learned: development", "",
+             "The development runs (development seeds, never judged) at each learning rate: easy accuracy at T_max "
+             "along training, the mean over runs / the best variant's seed mean (which variant).", ""]
+    for task, d in unlearned.items():
+        lines.append(f"- **{task}** (chosen rate {d['chosen_lr']:g}; learned in development: "
+                     f"{'yes' if d['learned_in_development'] else 'no'}):")
+        for lr, marks in d["along_training"].items():
+            lines.append(f"  - lr {float(lr):g}: " + ", ".join(
+                f"step {s}: {m['mean']:.3f} / {m['best']:.3f} ({m['best_variant']})" for s, m in marks.items()))
+    return lines + ["", f"![development: easy accuracy along training]({png})", ""] if png else lines + [""]
+
+
 def markdown(budget: str, records: list[dict], verdicts: list[Verdict], command: str, sha: str | None,
-             expected: int) -> str:
+             expected: int, development: list[str] = ()) -> str:
     seeds = sorted({r["seed"] for r in records})
     partial = "" if len(records) == expected else f" **Partial: {len(records)} of {expected} runs finished.**"
     lines = [
@@ -76,6 +107,7 @@ def markdown(budget: str, records: list[dict], verdicts: list[Verdict], command:
         ok, easy = learned(records, t)
         lines.append(f"| {t} | {'yes' if ok else '**no**'} | {easy:.3f} |")
     lines += ["", "A task is learned when that accuracy is at least 0.5; claims are judged on learned tasks only.", ""]
+    lines += list(development)
     lines += paper_table(records) + attractor_table(records)
     for t in tasks_of(records):
         lines += task_section(records, t)
