@@ -146,8 +146,10 @@ def curves_plot(chosen: dict[str, dict], path: Path) -> None:
     best variant (dashed), with the learned line."""
     plt = pyplot()
     fig, axes = plt.subplots(1, max(1, len(chosen)), figsize=(5.5 * max(1, len(chosen)), 4), squeeze=False)
+    rates = sorted({lr for c in chosen.values() for lr in c["rates"]})  # one colour per rate in every panel
     for ax, (task, c) in zip(axes[0], chosen.items()):
-        for i, (lr, row) in enumerate(c["rates"].items()):
+        for lr, row in c["rates"].items():
+            i = rates.index(lr)
             marks = row["along_training"]
             steps = list(marks)
             runs = max((marks[s]["runs"] for s in steps), default=0)
