@@ -124,8 +124,8 @@ class Tally:
         self.sums: dict[str, torch.Tensor] = {}
         self.resid = torch.zeros(max_iters, dtype=torch.float64)
         self.used: list[torch.Tensor] = []
-        self.kept: dict[int, list[dict]] = {t: [] for t in sorted(set(correct_at))}  # t -> per chunk, {metric: (chunk,)}
-        self.last: tuple[dict, torch.Tensor] | None = None
+        self.kept: dict[int, list[dict]] = {t: [] for t in sorted(set(correct_at))}  # t -> [{metric: (chunk,)}]
+        self.last: tuple[dict, tuple[dict, torch.Tensor]] | None = None  # the last scores, and their sums
 
     def add(self, t: int, scores: dict[str, torch.Tensor], residual: torch.Tensor) -> None:
         """One chunk's per-example metrics ``scores`` and residuals (chunk,) after iteration t."""
@@ -181,8 +181,10 @@ def accuracy_curve(
                desc=f"eval {split}".strip())
     for start in range(0, n, chunk):
         part = batch.slice(start, start + chunk).to(device)
-        loop = iterate(model, task, part.inputs, part.positions, max_iters, halting, replay=replay) \
-            if breadth is None else iterate_breadth(model, task, part.inputs, part.positions, max_iters, halting, breadth)
+        if breadth is None:
+            loop = iterate(model, task, part.inputs, part.positions, max_iters, halting, replay=replay)
+        else:
+            loop = iterate_breadth(model, task, part.inputs, part.positions, max_iters, halting, breadth)
         for t, state in enumerate(loop, 1):
             for tally, view in zip(tallies, (state, state.replayed)):
                 tally.add(t, task.metrics(part.inputs, view.logits, part.targets), view.residual)

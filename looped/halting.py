@@ -66,7 +66,8 @@ class Replay:
     def __init__(self, halting: Halting, logits: torch.Tensor, prediction: torch.Tensor):
         B, dev = logits.shape[0], logits.device
         self.halter = Halter(halting, prediction)
-        self.state = LoopState(logits.clone(), torch.zeros(B, device=dev), torch.zeros(B, dtype=torch.long, device=dev), B)
+        used = torch.zeros(B, dtype=torch.long, device=dev)
+        self.state = LoopState(logits.clone(), torch.zeros(B, device=dev), used, B)
         self.on = torch.ones(B, dtype=torch.bool, device=dev)
 
     def step(self, task: Task, tokens: torch.Tensor, logits: torch.Tensor, residual: torch.Tensor) -> LoopState:

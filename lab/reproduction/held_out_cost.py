@@ -129,7 +129,8 @@ def learned_in_development(dev_out: Path) -> dict[str, bool]:
     """Per task: learned at its chosen learning rate, as ``development.json`` says."""
     path = dev_out / DEVELOPMENT_JSON
     if not path.exists():
-        raise SystemExit(f"{path} is missing; write it with: looped reproduce --budget cpu-dev --out {dev_out} --report")
+        raise SystemExit(f"{path} is missing; write it with: "
+                         f"looped reproduce --budget cpu-dev --out {dev_out} --report")
     return {task: c["learned"] for task, c in json.loads(path.read_text())["tasks"].items()}
 
 
@@ -138,7 +139,8 @@ def sizing_table(sized: dict, budget_core_h: float) -> str:
     for task, t in sized["tasks"].items():
         share = "-" if t["share_core_h"] is None else f"{t['share_core_h']:.1f}"
         lines.append(f"| {task} | {'yes' if t['learned'] else 'no'} | {share} | {t['steps']} | {t['core_h']:.1f} |")
-    lines.append(f"\nProjected: {sized['core_h']:.1f} of {budget_core_h:g} core-h; overrun {sized['overrun_core_h']:.1f}.")
+    lines.append(f"\nProjected: {sized['core_h']:.1f} of {budget_core_h:g} core-h; "
+                 f"overrun {sized['overrun_core_h']:.1f}.")
     return "\n".join(lines)
 
 

@@ -22,7 +22,8 @@ from .report import write_report
 
 
 def reproduce(budget: str | Budget, out: Path, workers: int = 1, progress: bool = True, command: str = "",
-              only: list[str] | None = None, report_only: bool = False, development: Path | None = None) -> list[Verdict]:
+              only: list[str] | None = None, report_only: bool = False,
+              development: Path | None = None) -> list[Verdict]:
     """Run (or resume) the jobs of a held-out ``budget`` under ``out/runs`` (all, or those named in ``only``), then
     write ``out/REPORT.md`` from every finished job. ``report_only``: run nothing, report what is finished.
     ``development``: the development phase's output folder; for each task not learned, the report shows its easy
