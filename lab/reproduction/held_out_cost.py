@@ -27,9 +27,10 @@ import torch
 
 from looped.io import write_json
 from looped.reproduce.budgets import BUDGETS
-from looped.reproduce.development import DEVELOPMENT_JSON
+from looped.reproduce import read_development
 from looped.reproduce.grid import RECORD, analysis_of, evaluation, job, jobs
 from looped.runs import Run
+from looped.tasks import InputError
 
 
 def seconds_per_step(run: Path) -> float:
@@ -77,10 +78,11 @@ def projection(dev_out: Path, budget_name: str) -> list[dict]:
         looped_jobs = sum(not s.baseline for s in specs)
         rate = statistics.median(rates[plan.task]) if plan.task in rates else None
         m = measured.get(plan.task)
-        train_h = None if rate is None else len(specs) * plan.steps * rate / 3600
+        per_step_h = None if rate is None else len(specs) * rate / 3600
+        train_h = None if rate is None else plan.steps * per_step_h
         extra_h = None if m is None else (len(specs) * m["evaluation_s"] + looped_jobs * m["analysis_s"]) / 3600
         rows.append({"task": plan.task, "jobs": len(specs), "steps": plan.steps,
-                     "training_core_h_per_step": None if rate is None else len(specs) * rate / 3600,
+                     "training_core_h_per_step": per_step_h,
                      "s_per_step": rate, "s_per_step_range": (min(rates[plan.task]), max(rates[plan.task]))
                      if rate else None, "dev_jobs_timed": len(rates.get(plan.task, [])),
                      "evaluation_s": m and m["evaluation_s"], "analysis_s": m and m["analysis_s"],
@@ -127,11 +129,11 @@ def cost(row: dict, steps: int) -> float:
 
 def learned_in_development(dev_out: Path) -> dict[str, bool]:
     """Per task: learned at its chosen learning rate, as ``development.json`` says."""
-    path = dev_out / DEVELOPMENT_JSON
-    if not path.exists():
-        raise SystemExit(f"{path} is missing; write it with: "
-                         f"looped reproduce --budget cpu-dev --out {dev_out} --report")
-    return {task: c["learned"] for task, c in json.loads(path.read_text())["tasks"].items()}
+    try:
+        chosen = read_development(dev_out)
+    except InputError as e:
+        raise SystemExit(str(e)) from None
+    return {task: c["learned"] for task, c in chosen["tasks"].items()}
 
 
 def sizing_table(sized: dict, budget_core_h: float) -> str:
