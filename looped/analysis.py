@@ -37,6 +37,7 @@ from .config import pick_device
 from .evaluation import EVAL_SEED_BASE
 from .io import atomic_write, write_json
 from .model import Looped
+from .plotting import pyplot
 from .runs import Run
 from .tasks import InputError, Task
 
@@ -329,10 +330,7 @@ def write_report(r: dict, out: Path) -> None:
 
 
 def _plots(r: dict, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     per = r["per_example"]

@@ -37,6 +37,7 @@ from .io import atomic_write, write_json
 from .breadth import Breadth, iterate_breadth
 from .halting import Halting, LoopState, iterate  # noqa: F401 (LoopState, iterate: importable from here too)
 from .model import Looped
+from .plotting import pyplot
 from .runs import Run, RunConfig
 from .tasks import Batch, InputError, Task
 
@@ -324,11 +325,7 @@ def still_rising(curve: Curve) -> bool:
 def plot_curves(curves: list[Curve], path: Path, title: str) -> None:
     """Accuracy (top) and relative residual (bottom, log scale) against iterations, one line per split; the
     legend stands beside the plots, never on the curves."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (ax_acc, ax_res) = plt.subplots(2, 1, figsize=(8.5, 6), sharex=True)
     for i, c in enumerate(curves):
         its = range(1, len(c.accuracy) + 1)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -80,6 +79,7 @@ def in_process(repeats: int) -> None:
     from looped import runs
     from looped.evaluation import Halting
     from looped.halting import iterate
+    from looped.machine import cpu_name
 
     def train_pass(model, batch, depth, former):
         if former:
@@ -96,7 +96,7 @@ def in_process(repeats: int) -> None:
                 pass
 
     print(f"# in one process, former loops (ce33033) against today's, {repeats} alternating repeats; "
-          f"{torch.get_num_threads()} threads; {platform.processor() or platform.machine()}")
+          f"{torch.get_num_threads()} threads; {cpu_name()}")
     print(f"{'task':<12} {'measure':<18} {'former s':>9} {'now s':>9} {'speed now/former (medians)':>26}")
     for name, (split, depth, batch_size, n) in SETUPS.items():
         model, task, _ = runs.load_model(runs.shipped_model(name))
@@ -140,8 +140,10 @@ def main() -> None:
     if args.in_process:
         in_process(args.repeats)
         return
+    from looped.machine import cpu_name
+
     print(f"# {args.threads} thread(s) per child, the two side by side, {args.repeats} repeats; "
-          f"{platform.processor() or platform.machine()}")
+          f"{cpu_name()}")
     print(f"{'task':<12} {'measure':<18} {'before':>8} {'after':>8} {'after/before (median of pairs)':>31}")
     for task in SETUPS:
         pairs = [side_by_side([args.before.resolve(), ROOT], task, args.threads) for _ in range(args.repeats)]

@@ -12,13 +12,13 @@ on the machine changes little. With ``--profile``, also where the paper's block 
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 
 import torch
 
 from looped.config import model_config
+from looped.machine import cpu_name
 from looped.tasks import get_task
 from looped.training import draw_depths, progressive_loss
 
@@ -55,7 +55,7 @@ def main() -> None:
     batches = [task.train_batch(sp, args.batch, s) for s in range(args.steps + 2)]
     depths = [draw_depths(0, s, args.depth) for s in range(args.steps + 2)]
     print(f"# sudoku, width {args.width}, batch {args.batch}, depth {args.depth}, {args.steps} timed steps x "
-          f"{args.rounds} rounds; {torch.get_num_threads()} threads; {platform.processor() or platform.machine()}")
+          f"{args.rounds} rounds; {torch.get_num_threads()} threads; {cpu_name()}")
     rates = {name: [] for name in models}
     for _ in range(args.rounds):
         for name, model in models.items():

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from looped.machine import cpu_name
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,7 +82,7 @@ def main() -> None:
         path = Path(tmp) / "sudokus.txt"
         path.write_text("\n".join(puzzles(args.n)) + "\n")
         print(f"# {args.n} sudokus (every tier alike, seed 42), shipped model, halting on; {args.threads} threads; "
-              f"{platform.processor() or platform.machine()}")
+              f"{cpu_name()}")
         wall_before, cpu_before, answers_before = solve_file(args.before.resolve(), path, args.threads)
         print(f"one at a time (before): {wall_before:.0f} s wall, {args.n / wall_before:.1f} inputs/s; "
               f"{cpu_before:.0f} CPU s, {args.n / cpu_before:.2f} inputs per CPU s")

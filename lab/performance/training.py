@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -64,9 +63,11 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child[0], int(args.child[1]), args.steps, args.batch, args.window)))
         return
+    from looped.machine import cpu_name
+
     depths = [int(d) for d in args.depths.split(",")]
     print(f"# prefix sums 32 bits, d_model 32, batch {args.batch}, {args.steps} timed steps, window {args.window}; "
-          f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+          f"{cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} threads")
     print(f"{'depth':>6} {'mode':>6} {'samples/s':>10} {'peak RSS MB':>12} {'RSS after setup MB':>19}")
     results = {}
     for depth in depths:

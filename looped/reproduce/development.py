@@ -21,7 +21,8 @@ import numpy as np
 from ..io import atomic_write, json_safe, write_json
 from ..machine import describe as machine
 from .claims import LEARNED_EASY, RULES, learned, tasks_of
-from .report import commit, pyplot
+from ..plotting import pyplot
+from .report import commit
 
 DEVELOPMENT_MD, DEVELOPMENT_JSON, DEVELOPMENT_PNG = "DEVELOPMENT.md", "development.json", "development.png"
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..io import atomic_write, json_safe, write_json
 from ..machine import describe as machine
+from ..plotting import pyplot
 from .budgets import NORMS, RECALLS
 from .claims import (RULES, Verdict, baselines, c5_runs, grid_runs, learned, recall_outer, relative_hard_accuracy,
                      spearman, stability_score, tasks_of, variant, variants)
@@ -197,15 +198,6 @@ def _range_values(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.3f}"
     return f"{np.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
-
-
-def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def curves_plot(records: list[dict], path: Path) -> None:
