@@ -7,10 +7,10 @@ post norm, one pass, trained and evaluated at depth 1). A plan fixes, per task, 
 the easy and hard splits, the evaluation cap ``T_max`` (``max_iters``) and sizes, and the seeds.
 
 * ``cpu-dev`` is the development phase on seeds 0-2: it trains every variant at each of the paper's
-  learning rates (``lrs``) and records the easy accuracy along training (``checkpoints``), to choose
-  the learning rate per task (the best mean easy validation accuracy over all variants) and the steps.
-  Its jobs are evaluated on the easy splits only and not analyzed; ``looped reproduce`` writes their
-  choices (``development.py``), not verdicts.
+  learning rates for the task (``lrs``: 1e-4, 3e-4 and 1e-3, and for sudoku also 3e-3) and records the
+  easy accuracy along training (``checkpoints``), to choose the learning rate per task (the best mean easy
+  validation accuracy over all variants) and the steps. Its jobs are evaluated on the easy splits only and
+  not analyzed; ``looped reproduce`` writes their choices (``development.py``), not verdicts.
 * ``cpu`` is the held-out run on seeds 10-12, never run before, at the ``paper-cpu`` sizes (width 64,
   8 heads, batch 64, training depth 30), with the choices of the development phase. Its learning rates
   and steps are those the development phase chose; they are frozen in this file before the held-out run.
@@ -73,7 +73,8 @@ class Budget:
         return frozenset(p.task for p in self.plans if p.internal_wins)
 
 
-GRID_LRS = (1e-4, 3e-4, 1e-3)  # the paper's learning rates
+GRID_LRS = (1e-4, 3e-4, 1e-3)  # the paper's learning rates (run_all.bash)
+SUDOKU_LRS = GRID_LRS + (3e-3,)  # sudoku's also include 3e-3 (run_sudoku_high_lr.bash)
 DEV_SEEDS, HELD_OUT = (0, 1, 2), (10, 11, 12)
 
 SMOKE = Budget("smoke", analyze_max_iter=30, dense_limit=0, compile=False, plans=(
@@ -89,8 +90,8 @@ CPU_DEV = Budget("cpu-dev", analyze_max_iter=300, dense_limit=2048, compile=True
     TaskPlan("prefix-sums", easy=("32",), hard=("128", "256"), seeds=DEV_SEEDS, steps=2000, batch_size=64,
              train_iters=30, max_iters=300, n_eval=1000, n_analyze=64, lrs=GRID_LRS, checkpoints=(500, 1000, 2000)),
     TaskPlan("sudoku", easy=("easy",), hard=("hard", "hardest"), seeds=DEV_SEEDS, steps=3000, batch_size=64,
-             train_iters=30, max_iters=120, n_eval=1000, n_analyze=64, lrs=GRID_LRS, checkpoints=(1000, 2000, 3000),
-             internal_wins=True),
+             train_iters=30, max_iters=120, n_eval=1000, n_analyze=64, lrs=SUDOKU_LRS,
+             checkpoints=(1000, 2000, 3000), internal_wins=True),
     TaskPlan("chess", easy=("mate1",), hard=("mate3", "mate4"), seeds=DEV_SEEDS, steps=3000, batch_size=64,
              train_iters=30, max_iters=120, n_eval=1000, n_analyze=64, lrs=GRID_LRS, checkpoints=(1000, 2000, 3000)),
 ))
