@@ -133,6 +133,9 @@ def rms_norm(d: int, on: bool) -> nn.Module:
     return nn.RMSNorm(d) if on else nn.Identity()
 
 
+COMPLEX_OK = (torch.float32, torch.float64)  # dtypes whose channel pairs view as complex
+
+
 def rotary(x: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
     """Rotate consecutive channel pairs of ``x`` (..., L, hd) by angles from each token's coordinates
     (L, axes): axis a takes ``hd / (2 axes)`` pairs, frequencies ``ROPE_BASE ** (-j / that)``. The angles are
@@ -142,7 +145,8 @@ def rotary(x: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
     theta = 1 / ROPE_BASE ** (torch.arange(k, device=x.device, dtype=torch.float32) / k)
     angles = torch.cat([coords[:, a, None].float() * theta for a in range(axes)], dim=-1)  # (L, hd / 2)
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    if torch.compiler.is_compiling():  # inductor has no complex kernels; it fuses the real form into one
+    if torch.compiler.is_compiling() or x.dtype not in COMPLEX_OK:  # inductor has no complex kernels, and
+        # bfloat16 has no complex type; the real form, which inductor fuses into one kernel
         re, im = x.unflatten(-1, (-1, 2)).unbind(-1)
         return torch.stack((re * cos - im * sin, re * sin + im * cos), dim=-1).flatten(-2)
     pairs = torch.view_as_complex(x.unflatten(-1, (-1, 2)))  # (..., L, hd / 2): re + i im per pair

@@ -260,6 +260,16 @@ def test_rotary_real_form_under_compile_equals_the_complex_form(monkeypatch):
                                torch.zeros_like(expected), atol=1e-6, rtol=0)
 
 
+def test_rotary_of_bfloat16_rounds_the_float64_rotation():
+    """bfloat16 (what a layer gives under ``--bf16`` autocast) has no complex type, so eager rotary takes the
+    real form: a rotated bfloat16 state matches the float64 rotation to bfloat16 precision."""
+    coords = torch.tensor([[0, 0], [1, 2], [3, 1]])
+    x = torch.randn(2, 4, 3, 8, dtype=torch.float64)
+    low = rotary(x.bfloat16(), coords)
+    assert low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.double(), rotary(x, coords), rtol=2 ** -6, atol=2 ** -6)
+
+
 @pytest.mark.parametrize("task", ["prefix-sums", "chess"])  # neighbourhood attention on a sequence; rotary on a board
 def test_a_compiled_step_iterates_as_the_eager_one(task):
     """``compile_step`` (the reproduction's evaluations use it) changes speed, not the trajectory: 20 iterations
