@@ -22,5 +22,6 @@ def cpu_name() -> str:
 def describe() -> str:
     """CPU model, torch's threads, GPU, Python and torch versions, in one line."""
     gpu = f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"
-    return (f"{cpu_name()}, {torch.get_num_threads()} threads{gpu}; Python {platform.python_version()}, "
+    threads = torch.get_num_threads()
+    return (f"{cpu_name()}, {threads} thread{'s' if threads != 1 else ''}{gpu}; Python {platform.python_version()}, "
             f"torch {torch.__version__}")

@@ -224,6 +224,7 @@ def curves_plot(records: list[dict], path: Path) -> None:
             ax.axvline(max(r["train_iters"] for r in rs), color="grey", ls=":", lw=1)
             ax.set_title(f"{task}: split {split} ({'easy' if split in rs[0]['easy'] else 'hard'})")
             ax.set_xlabel("iteration (dotted line: training depth)")
+            ax.xaxis.get_major_locator().set_params(integer=True)
             ax.set_ylabel("exact-match accuracy")
             ax.set_ylim(-0.02, 1.02)
         row[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
