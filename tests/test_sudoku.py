@@ -13,23 +13,29 @@ UNITS = [list(u) for u in logic.UNITS.tolist()]
 PEERS = [set(j for u in UNITS if i in u for j in u) - {i} for i in range(81)]
 
 
+def reference_round(grid):
+    """Independent, slow singles propagation with Python sets: one round on ``grid`` (a list), in place;
+    returns whether it placed anything."""
+    cand = {i: set(range(1, 10)) - {grid[j] for j in PEERS[i]} for i in range(81) if not grid[i]}
+    place = {i: next(iter(c)) for i, c in cand.items() if len(c) == 1}
+    for u in UNITS:
+        for d in set(range(1, 10)) - {grid[i] for i in u}:
+            homes = [i for i in u if not grid[i] and d in cand[i]]
+            if len(homes) == 1:
+                place[homes[0]] = d
+    for i, d in place.items():
+        grid[i] = d
+    return bool(place)
+
+
 def reference_rounds(puzzle, max_rounds=81):
-    """Independent, slow singles propagation with Python sets: rounds to fill, or None."""
+    """Rounds of ``reference_round`` that fill ``puzzle``, or None."""
     grid = list(int(v) for v in puzzle)
     for r in range(max_rounds + 1):
         if all(grid):
             return r
-        cand = {i: set(range(1, 10)) - {grid[j] for j in PEERS[i]} for i in range(81) if not grid[i]}
-        place = {i: next(iter(c)) for i, c in cand.items() if len(c) == 1}
-        for u in UNITS:
-            for d in set(range(1, 10)) - {grid[i] for i in u}:
-                homes = [i for i in u if not grid[i] and d in cand[i]]
-                if len(homes) == 1:
-                    place[homes[0]] = d
-        if not place:
+        if not reference_round(grid):
             return None
-        for i, d in place.items():
-            grid[i] = d
     return None
 
 
@@ -79,6 +85,23 @@ def test_tier_labels_match_an_independent_propagator(sets):
             assert reference_rounds(p) == rounds and guesses == 0
             assert reference_rounds(p, max_rounds=rounds - 1) is None  # not solvable in k - 1 rounds
             assert lo <= rounds <= (hi or 81)
+
+
+def test_singles_fill_matches_the_independent_propagator_round_by_round(sets):
+    """After k rounds, the grid the independent propagator reaches; a k-round puzzle is its solution after
+    k rounds and still has blanks after k - 1; the puzzle itself is left as it was."""
+    for tier in ("easy", "medium", "search"):
+        s = sets[tier]
+        for p, sol, rounds in zip(s["puzzles"], s["solutions"], s["rounds"]):
+            before = p.copy()
+            grid = [int(v) for v in p]
+            for k in range(1, 5):
+                reference_round(grid)
+                assert logic.singles_fill(p, k).tolist() == grid
+            assert np.array_equal(p, before) and np.array_equal(logic.singles_fill(p, 0), p)
+            if rounds > 0:
+                assert np.array_equal(logic.singles_fill(p, rounds), sol)
+                assert (logic.singles_fill(p, rounds - 1) == 0).any()
 
 
 def test_sets_are_pure_functions_of_the_seed(tmp_path, monkeypatch):

@@ -4,6 +4,7 @@ A grid is an ``(81,)`` int8 array in row-major order, 0 for a blank and 1..9 for
 
 * ``singles_rounds``: rounds of constraint propagation (all naked and hidden singles of the current
   position placed at once, per round) until the grid is full. This is the difficulty label.
+* ``singles_fill``: the grid after a given number of those rounds.
 * ``solve``: depth-first search with singles propagation; counts solutions up to a limit and the
   guesses it made (one per digit tried at a branch point).
 * ``dig``: remove givens in a random order, keeping each removal only while the puzzle stays
@@ -158,6 +159,14 @@ def singles_rounds(grid: np.ndarray, max_rounds: int = 81) -> int:
     or ``CONTRADICTION``. The grid is not modified.
     """
     return int(_rounds(np.array(grid, dtype=np.int8), max_rounds, UNITS))
+
+
+def singles_fill(grid: np.ndarray, rounds: int) -> np.ndarray:
+    """``grid`` (81,) after at most ``rounds`` rounds of naked-plus-hidden-single propagation (fewer where it
+    fills or gets stuck first); a new array, the input is not modified."""
+    out = np.array(grid, dtype=np.int8)
+    _rounds(out, rounds, UNITS)
+    return out
 
 
 @numba.njit(cache=True)
