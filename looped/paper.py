@@ -145,8 +145,9 @@ def rotary(x: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
     theta = 1 / ROPE_BASE ** (torch.arange(k, device=x.device, dtype=torch.float32) / k)
     angles = torch.cat([coords[:, a, None].float() * theta for a in range(axes)], dim=-1)  # (L, hd / 2)
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    if torch.compiler.is_compiling() or x.dtype not in COMPLEX_OK:  # inductor has no complex kernels, and
-        # bfloat16 has no complex type; the real form, which inductor fuses into one kernel
+    # the real form where complex cannot serve: inductor has no complex kernels (it fuses this into one), and
+    # bfloat16 has no complex type
+    if torch.compiler.is_compiling() or x.dtype not in COMPLEX_OK:
         re, im = x.unflatten(-1, (-1, 2)).unbind(-1)
         return torch.stack((re * cos - im * sin, re * sin + im * cos), dim=-1).flatten(-2)
     pairs = torch.view_as_complex(x.unflatten(-1, (-1, 2)))  # (..., L, hd / 2): re + i im per pair
