@@ -204,6 +204,8 @@ def curves_plot(records: list[dict], path: Path) -> None:
     """Per task: seed-mean accuracy against iterations on the first easy and the last hard split, with the band
     of the seeds' min and max; the fixed-depth baseline as a point at depth 1."""
     plt = pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     tasks = tasks_of(records)
     fig, axes = plt.subplots(len(tasks), 2, figsize=(13, 3.8 * len(tasks)), squeeze=False)
     for row, task in zip(axes, tasks):
@@ -224,7 +226,7 @@ def curves_plot(records: list[dict], path: Path) -> None:
             ax.axvline(max(r["train_iters"] for r in rs), color="grey", ls=":", lw=1)
             ax.set_title(f"{task}: split {split} ({'easy' if split in rs[0]['easy'] else 'hard'})")
             ax.set_xlabel("iteration (dotted line: training depth)")
-            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_ylabel("exact-match accuracy")
             ax.set_ylim(-0.02, 1.02)
         row[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
