@@ -314,6 +314,10 @@ def test_budgets_meet_the_declared_power():
     papers_rates = {"prefix-sums": {1e-4, 3e-4, 1e-3}, "sudoku": {1e-4, 3e-4, 1e-3, 3e-3}, "chess": {1e-4, 3e-4, 1e-3}}
     for plan in BUDGETS["cpu-dev"].plans:  # the paper's grid: run_all.bash, and run_sudoku_high_lr.bash for sudoku
         assert set(plan.seeds) == set(claims.DEV_SEEDS) and set(plan.lrs) == papers_rates[plan.task]
+    development = {p.task: p for p in BUDGETS["cpu-dev"].plans}
+    for plan in BUDGETS["cpu"].plans:  # frozen from the development phase: one of its rates, never more steps
+        assert plan.lrs[0] in development[plan.task].lrs and 100 <= plan.steps <= development[plan.task].steps
+        assert plan.steps % 100 == 0 and not plan.checkpoints
 
 
 def test_a_job_runs_the_papers_block_in_its_variant(tmp_path):
@@ -387,6 +391,7 @@ def test_grid_resumes_and_skips_finished_runs(tmp_path, monkeypatch):
     assert len(names) == 10 and all((tmp_path / "runs" / n / RECORD).exists() for n in names)
     base = json.loads((tmp_path / "runs" / "prefix-sums-fixed-s1" / RECORD).read_text())
     assert base["baseline"] and base["eval_iters"] == 1 and base["stability"] is None
+    assert base["clock"]["seconds_per_step"] > 0 and "torch" in base["clock"]["machine"]
     assert len(base["correct"]["12"]) == 4 and set(base["correct"]["12"]) <= {"0", "1"}
     first = {n: (tmp_path / "runs" / n / RECORD).read_text() for n in names}
     stamp = {n: (tmp_path / "runs" / n / RECORD).stat().st_mtime_ns for n in names}
@@ -493,7 +498,8 @@ def test_two_processes_running_disjoint_jobs_write_what_one_process_writes(tmp_p
         assert p.wait() == 0, p.stderr.read()
     for name in ids:
         a, b = (json.loads((tmp_path / d / "runs" / name / "record.json").read_text()) for d in ("one", "two"))
-        a.pop("stability"), b.pop("stability")  # the analysis names its run folder; the rest must agree exactly
+        for key in ("stability", "clock"):  # the analysis names its run folder, the clock differs; the rest agrees exactly
+            a.pop(key), b.pop(key)
         assert a == b
 
 

@@ -4,7 +4,7 @@
     python lab/reproduction/held_out_cost.py DEV_OUT --measure JOB_ID     # one job per task, on one thread
     python lab/reproduction/held_out_cost.py DEV_OUT --size               # the steps the sizing rule gives
 
-Training: seconds per step of each finished development job (the training clock of its ``metrics.jsonl``, one
+Training: seconds per step of each finished development job (the training clock its record keeps, one
 thread per job), median per task. Evaluation and analysis: ``--measure`` takes a finished development job and
 runs on it what a held-out job adds (the evaluation on easy and hard splits with halting off and on, and the
 stability analysis, with the budget's arguments), timing CPU seconds on one thread; the result is kept in
@@ -28,24 +28,24 @@ import torch
 from looped.io import write_json
 from looped.reproduce.budgets import BUDGETS
 from looped.reproduce import read_development
-from looped.reproduce.grid import RECORD, analysis_of, evaluation, job, jobs
-from looped.runs import Run
+from looped.reproduce.grid import RECORD, analysis_of, evaluation, job, jobs, seconds_per_step
+from looped.runs import METRICS, Run
 from looped.tasks import InputError
 
 
-def seconds_per_step(run: Path) -> float:
-    """The run's training clock over its steps (the last line of ``metrics.jsonl``)."""
-    last = Run(run).read_metrics()[-1]
-    return last["elapsed_s"] / last["step"]
-
-
 def training_rates(dev_out: Path) -> dict[str, list[float]]:
-    """Per task: seconds per step of every finished development job (looped variants; the baseline is deeper)."""
+    """Per task: seconds per step of every finished development job (looped variants; the baseline is deeper),
+    from its record, or from its ``metrics.jsonl`` for a record written before records kept it."""
     rates: dict[str, list[float]] = {}
     for spec in jobs(BUDGETS["cpu-dev"]):
-        run = dev_out / "runs" / spec.name
-        if (run / RECORD).exists() and not spec.baseline:
-            rates.setdefault(spec.plan.task, []).append(seconds_per_step(run))
+        run = Run(dev_out / "runs" / spec.name)
+        if not run.has(RECORD) or spec.baseline:
+            continue
+        rate = run.read_json(RECORD).get("clock", {}).get("seconds_per_step")
+        if rate is None and run.has(METRICS):
+            rate = seconds_per_step(run)
+        if rate is not None:
+            rates.setdefault(spec.plan.task, []).append(rate)
     return rates
 
 

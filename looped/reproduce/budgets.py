@@ -12,14 +12,14 @@ the easy and hard splits, the evaluation cap ``T_max`` (``max_iters``) and sizes
   validation accuracy over all variants) and the steps. Its jobs are evaluated on the easy splits only and
   not analyzed; ``looped reproduce`` writes their choices (``development.py``), not verdicts.
 * ``cpu`` is the held-out run on seeds 10-12, never run before, at the ``paper-cpu`` sizes (width 64,
-  8 heads, batch 64, training depth 30), with the choices of the development phase. Its learning rates
-  and steps are those the development phase chose; they are frozen in this file before the held-out run.
+  8 heads, batch 64, training depth 30), with the choices of the development phase (``FROZEN``: each task's learning rate
+  and steps), frozen in this file before the held-out run.
 * ``gpu``: the same rules at the paper's sizes (width 256, batch 500, depth 30) for a machine with one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 NORMS = ("pre", "peri", "post")
 RECALLS = ("none", "external", "internal")
@@ -96,10 +96,13 @@ CPU_DEV = Budget("cpu-dev", analyze_max_iter=300, dense_limit=2048, compile=True
              train_iters=30, max_iters=120, n_eval=1000, n_analyze=64, lrs=GRID_LRS, checkpoints=(1000, 2000, 3000)),
 ))
 
-# Held out: the development phase's choices, frozen here in a commit before the first held-out run.
+# Held out: the development phase's choices, frozen here before the first held-out run. Learning rate: the
+# cpu-dev report's choice on seed 0 (lab/reproduction/v3/grid/DEVELOPMENT.md). Steps: the sizing rule of
+# docs/reproduce.md (held_out_cost.py --size), which keeps the learned prefix sums at their development steps.
+FROZEN = {"prefix-sums": (3e-4, 2000), "sudoku": (1e-3, 1400), "chess": (1e-3, 2200)}  # task: (lr, steps)
 CPU = Budget("cpu", analyze_max_iter=300, dense_limit=2048, compile=True, plans=tuple(
-    TaskPlan(p.task, p.easy, p.hard, HELD_OUT, p.steps, p.batch_size, p.train_iters, p.max_iters, p.n_eval,
-             p.n_analyze, lrs=(1e-3,), internal_wins=p.internal_wins) for p in CPU_DEV.plans))
+    replace(p, seeds=HELD_OUT, lrs=(FROZEN[p.task][0],), steps=FROZEN[p.task][1], checkpoints=())
+    for p in CPU_DEV.plans))
 
 GPU = Budget("gpu", analyze_max_iter=1000, dense_limit=4096, compile=True, plans=(
     TaskPlan("prefix-sums", easy=("32",), hard=("512",), seeds=HELD_OUT, steps=1280, batch_size=500, train_iters=30,

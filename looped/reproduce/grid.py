@@ -13,7 +13,8 @@ writes its output atomically and is skipped when that output exists, so jobs are
 killed one resumes where it stopped (training from its last checkpoint); two processes may run
 different jobs into one folder. A finished job leaves ``record.json``: everything the claims and the
 report need, per-example correctness and the attractor of every analysed example included; a
-development budget's job, only what the development phase compares (its easy accuracy).
+development budget's job, only what the development phase compares (its easy accuracy). Every record also
+keeps its ``clock``: the machine and the training seconds per step, the one part that differs between reruns.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..analysis import analyze_run
 from ..config import TrainConfig, model_config, pick_device
 from ..presets import schedule
 from ..evaluation import Halting, eval_result, evaluate
+from ..machine import describe
 from ..runs import WEIGHTS, Run, RunError
 from ..model import Looped
 from ..tasks import InputError, Task, get_task
@@ -142,9 +144,15 @@ def execute(spec: RunSpec, out: Path, budget: Budget) -> dict:
         torch.compiler.reset()  # a fresh cache per job: compiled as if it ran alone, never past the recompile limit
     train(spec, path, budget.compile)
     record = development_record(spec, run, budget.compile) if budget.development else judged_record(spec, run, budget)
-    record |= {"diverged": run.has(DIVERGED)}
+    record |= {"diverged": run.has(DIVERGED), "clock": {"machine": describe(), "seconds_per_step": seconds_per_step(run)}}
     run.write_json(RECORD, record)
     return record
+
+
+def seconds_per_step(run: Run) -> float:
+    """The training clock (one process, as ``metrics.jsonl`` logs it) over the steps trained."""
+    last = run.read_metrics()[-1]
+    return last["elapsed_s"] / last["step"]
 
 
 def judged_record(spec: RunSpec, run: Run, budget: Budget) -> dict:
