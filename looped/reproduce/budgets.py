@@ -12,8 +12,8 @@ the easy and hard splits, the evaluation cap ``T_max`` (``max_iters``) and sizes
   validation accuracy over all variants) and the steps. Its jobs are evaluated on the easy splits only and
   not analyzed; ``looped reproduce`` writes their choices (``development.py``), not verdicts.
 * ``cpu`` is the held-out run on seeds 10-12, never run before, at the ``paper-cpu`` sizes (width 64,
-  8 heads, batch 64, training depth 30), with the choices of the development phase (``FROZEN``: each task's learning rate
-  and steps), frozen in this file before the held-out run.
+  8 heads, batch 64, training depth 30), with the development phase's choices of each task's learning
+  rate and steps (``FROZEN``), frozen in this file before the held-out run.
 * ``gpu``: the same rules at the paper's sizes (width 256, batch 500, depth 30) for a machine with one.
 """
 
