@@ -280,12 +280,15 @@ def test_stability_score_weighs_settling_by_contraction_when_the_attractor_moves
 def test_report_is_complete_and_json_has_no_nan(tmp_path):
     rs = paper_world(tasks=TASKS[:2]) + paper_world(tasks=("chess",), easy=0.3)
     rs[0]["stability"]["multiplier_median"] = None
+    for i, r in enumerate(rs[:3]):  # runs trained on two machines, the others from records without a clock
+        r["clock"] = {"machine": "CPU A" if i < 2 else "CPU B", "seconds_per_step": 0.5}
     vs = claims.judge(rs, INTERNAL_WINS)
     write_report(tmp_path, "test", rs, vs, "looped reproduce --budget test", expected=len(rs))
     text = (tmp_path / "REPORT.md").read_text()
     for v in vs:
         assert f"**{v.claim}**" in text and v.verdict in text
     assert "| chess | **no** |" in text
+    assert f"Runs trained on: not recorded ({len(rs) - 3} runs); CPU A (2 runs); CPU B (1 run)." in text
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["rules"] == 3 and summary["runs_finished"] == summary["runs_expected"] == len(rs)
     assert "| norm | residual | recall |" in text and "## Attractors on easy data" in text

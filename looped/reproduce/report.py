@@ -88,13 +88,20 @@ def unlearned_section(unlearned: dict[str, dict], png: str | None) -> list[str]:
     return lines + ["", f"![development: easy accuracy along training]({png})", ""] if png else lines + [""]
 
 
+def trained_on(records: list[dict]) -> str:
+    """The machines the runs trained on, as their records' clocks name them, with how many runs each."""
+    counts = Counter(r.get("clock", {}).get("machine", "not recorded") for r in records)
+    return "; ".join(f"{m} ({n} run{'s' if n != 1 else ''})" for m, n in counts.most_common())
+
+
 def markdown(budget: str, records: list[dict], verdicts: list[Verdict], command: str, sha: str | None,
              expected: int, development: list[str] = ()) -> str:
     seeds = sorted({r["seed"] for r in records})
     partial = "" if len(records) == expected else f" **Partial: {len(records)} of {expected} runs finished.**"
     lines = [
         f"# Reproduction: Stability and Generalization in Looped Transformers (`{budget}` budget, rules v{RULES})", "",
-        f"Command: `{command}`. Commit: `{sha or 'unknown'}`. Machine: {machine()}. Seeds: {', '.join(map(str, seeds))}. "
+        f"Command: `{command}`. Commit: `{sha or 'unknown'}`. Machine: {machine()}. Runs trained on: "
+        f"{trained_on(records)}. Seeds: {', '.join(map(str, seeds))}. "
         f"{len(records)} runs.{partial} The paper's block (`--arch paper`); \"outer normalization\" is `post`. Data: this "
         "project's offline generators and puzzles (the paper's sets are downloaded at run time and cannot be fetched "
         "here). Hard accuracy is exact match at the evaluation cap T_max, halting off, averaged over the hard splits; "
