@@ -16,28 +16,27 @@ from pathlib import Path
 CONFIG, RECORD, KEPT = "config.json", "record.json", "record.json.gz"
 
 
+def copy_runs(src: Path, dst: Path, found: str, written: str, convert) -> list[str]:
+    """For every job under ``src/runs`` with a file ``found``: copy its config, and write ``convert(found's bytes)``
+    as ``written`` beside it under ``dst/runs``. Returns the jobs' ids."""
+    done = []
+    for path in sorted((src / "runs").glob(f"*/{found}")):
+        target = dst / "runs" / path.parent.name
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path.parent / CONFIG, target / CONFIG)
+        (target / written).write_bytes(convert(path.read_bytes()))
+        done.append(path.parent.name)
+    return done
+
+
 def keep(out: Path, folder: Path) -> list[str]:
     """Copy the config and the gzipped record of every finished job under ``out/runs``; returns their ids."""
-    kept = []
-    for record in sorted((out / "runs").glob(f"*/{RECORD}")):
-        target = folder / "runs" / record.parent.name
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(record.parent / CONFIG, target / CONFIG)
-        (target / KEPT).write_bytes(gzip.compress(record.read_bytes(), mtime=0))
-        kept.append(record.parent.name)
-    return kept
+    return copy_runs(out, folder, RECORD, KEPT, lambda data: gzip.compress(data, mtime=0))
 
 
 def restore(folder: Path, out: Path) -> list[str]:
     """Write back the config and record of every job kept under ``folder/runs``; returns their ids."""
-    restored = []
-    for kept in sorted((folder / "runs").glob(f"*/{KEPT}")):
-        target = out / "runs" / kept.parent.name
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(kept.parent / CONFIG, target / CONFIG)
-        (target / RECORD).write_bytes(gzip.decompress(kept.read_bytes()))
-        restored.append(kept.parent.name)
-    return restored
+    return copy_runs(folder, out, KEPT, RECORD, gzip.decompress)
 
 
 def main() -> None:
